@@ -1,0 +1,72 @@
+"""Purifiers: every defence is a map x -> x_pur on images in [0, 1] with one common interface.
+
+A purifier is any object with
+
+* ``__call__(x) -> x_pur``: NHWC float images in [0, 1] in, same shape and range out. Accepts
+  numpy arrays (returns numpy) or tensors (returns tensors, differentiable where possible);
+* ``name``: a short label used in tables;
+* ``differentiable``: whether gradients flow through ``__call__`` (False for JPEG, median ...;
+  attacks then need BPDA);
+* ``stochastic``: whether two calls on the same input differ (attacks then need EOT).
+
+:class:`KerasPurifier` wraps a trained image-to-image Keras model (the residual cGAN's
+generator, the autoencoder); :class:`Identity` is "no defence".
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+class Purifier:
+    """Base class: subclasses implement :meth:`purify_tensor` (TF) or override ``__call__``."""
+
+    name: str = "purifier"
+    differentiable: bool = True
+    stochastic: bool = False
+
+    def purify_tensor(self, x):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __call__(self, x, batch_size: int = 256):
+        import tensorflow as tf
+
+        if isinstance(x, np.ndarray):
+            out = [np.asarray(self.purify_tensor(tf.convert_to_tensor(x[i:i + batch_size], tf.float32)))
+                   for i in range(0, len(x), batch_size)]
+            return np.concatenate(out).astype(np.float32) if out else x.astype(np.float32)
+        return self.purify_tensor(x)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"
+
+
+class Identity(Purifier):
+    """No defence: returns its input."""
+
+    name = "none"
+
+    def purify_tensor(self, x):
+        return x
+
+
+class KerasPurifier(Purifier):
+    """Wraps a Keras image-to-image model whose input and output are images in [0, 1]."""
+
+    def __init__(self, model, name: str | None = None, stochastic: bool = False):
+        self.model = model
+        self.name = name or model.name
+        self.stochastic = stochastic
+        self._fn = None
+
+    def purify_tensor(self, x):
+        import tensorflow as tf
+
+        if self._fn is None:
+            self._fn = tf.function(lambda t: self.model(t, training=False), reduce_retracing=True)
+        return tf.clip_by_value(self._fn(x), 0.0, 1.0)
+
+    def differentiable_call(self, x):
+        """The purifier as a differentiable TF op (for end-to-end attacks)."""
+        import tensorflow as tf
+
+        return tf.clip_by_value(self.model(x, training=False), 0.0, 1.0)
