@@ -198,29 +198,51 @@ def _candidate_dirs(ds: DatasetInfo, data_dir: str | Path | None) -> list[Path]:
     return places
 
 
-def _load_local(ds: DatasetInfo, split: str, data_dir, image_size: int, tried: list[str]):
+def _find_local(ds: DatasetInfo, split: str, data_dir, tried: list[str]):
+    """First local copy of ``ds``/``split`` as ``(kind, path)``, recording every place tried."""
     for place in _candidate_dirs(ds, data_dir):
         if ds.name in ("mnist", "fashion_mnist"):
             if all((place / f).is_file() for f in _IDX_FILES[split]):
-                return (*_read_idx_pair(place, split), f"IDX files in {place}")
+                return "idx", place
             tried.append(f"{place}/{{{','.join(_IDX_FILES[split])}}}")
         elif ds.name == "cifar10":
             if (place / "test_batch").is_file():
-                return (*_read_cifar_batches(place, split), f"CIFAR-10 batches in {place}")
+                return "cifar", place
             tried.append(f"{place}/data_batch_1..5, test_batch")
         else:  # imagenet-style image folder
             for folder in (place / split, place / ("val" if split == "test" else split)):
                 if folder.is_dir():
-                    x, y, _ = _read_image_folder(folder, image_size)
-                    return x, y, f"image folder {folder}"
+                    return "folder", folder
             tried.append(f"{place}/{split}/<class>/*.JPEG")
     if ds.name == "mnist":
         npz = _keras_home() / "mnist.npz"
         if npz.is_file():
-            with np.load(npz) as f:
-                return f[f"x_{split}"][..., None], f[f"y_{split}"], f"Keras cache {npz}"
+            return "keras_npz", npz
         tried.append(str(npz))
     return None
+
+
+def _load_local(ds: DatasetInfo, split: str, data_dir, image_size: int, tried: list[str]):
+    found = _find_local(ds, split, data_dir, tried)
+    if found is None:
+        return None
+    kind, path = found
+    if kind == "idx":
+        return (*_read_idx_pair(path, split), f"IDX files in {path}")
+    if kind == "cifar":
+        return (*_read_cifar_batches(path, split), f"CIFAR-10 batches in {path}")
+    if kind == "folder":
+        x, y, _ = _read_image_folder(path, image_size)
+        return x, y, f"image folder {path}"
+    with np.load(path) as f:
+        return f[f"x_{split}"][..., None], f[f"y_{split}"], f"Keras cache {path}"
+
+
+def locate(name: str, split: str = "test", data_dir: str | Path | None = None) -> str | None:
+    """Where a local copy of the dataset is (without reading it), or ``None``."""
+    ds = info(name)
+    found = _find_local(ds, split, data_dir, [])
+    return str(found[1]) if found is not None else None
 
 
 def _load_download(ds: DatasetInfo, split: str, tried: list[str]):

@@ -1,0 +1,53 @@
+"""Shared fixtures. Every test runs with figures/cache redirected to a temporary folder and the
+current directory set to an empty temporary folder, so a test also proves nothing is written
+to the current directory (see ``test_no_writes_to_cwd`` fixtures below)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+def shared_datasets() -> Path | None:
+    """The real IDX files for tests: $ADVLAB_DATA_DIR or ../shared/datasets, if present."""
+    env = os.environ.get("ADVLAB_DATA_DIR")
+    for cand in ([Path(env)] if env else []) + [SHARED]:
+        if (cand / "mnist" / "t10k-images-idx3-ubyte.gz").is_file():
+            return cand
+    return None
+
+
+@pytest.fixture(scope="session")
+def session_tmp(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("advlab_session")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_outputs(tmp_path, monkeypatch, session_tmp):
+    """Send figures to a per-test folder, share one cache per session, run in an empty cwd."""
+    figs = tmp_path / "figures"
+    monkeypatch.setenv("ADVLAB_FIGURES_DIR", str(figs))
+    monkeypatch.setenv("ADVLAB_CACHE_DIR", str(session_tmp / "cache"))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    yield
+    leaked = sorted(p.name for p in cwd.iterdir())
+    assert not leaked, f"test wrote into the current directory: {leaked}"
+
+
+@pytest.fixture(scope="session")
+def mnist_sample():
+    """(x_train, y_train, x_test, y_test) from the embedded real MNIST sample (2000/1000)."""
+    from advlab import data
+
+    x_tr, y_tr = data.load("mnist", "train", source="sample", verbose=False)
+    x_te, y_te = data.load("mnist", "test", source="sample", verbose=False)
+    return x_tr, y_tr, x_te, y_te
