@@ -78,3 +78,23 @@ def test_grid_layout_labels_and_wrong_in_red(images):
     plt.close(fig)
     with pytest.raises(ValueError, match="shape"):
         grids.before_after_grid(x, xa, x, y, y, y, y)
+
+
+def test_purification_browser_switches_attack_and_image(images):
+    from advlab.widgets_purify import purification_browser
+
+    x, y, x_adv = images
+    seen = []
+
+    def purifier(z):
+        seen.append(np.asarray(z).copy())
+        return np.clip(z - 0.05, 0, 1)
+
+    box = purification_browser(None, purifier, x, y, x_adv, predict_fn=predict_fn, class_names=["zero", "one"])
+    assert list(box.attack.options) == ["fgsm", "pgd"] and box.index.max == len(x) - 1
+    box.index.value = 3
+    box.attack.value = "pgd"
+    assert len(seen) == 3 and all(s.shape == (1, 8, 8, 1) for s in seen)   # only the shown image
+    np.testing.assert_array_equal(seen[-1], x_adv["pgd"][3:4])
+    with pytest.raises(ValueError, match="shape"):
+        purification_browser(None, purifier, x, y, {"bad": x[:2]}, predict_fn=predict_fn)
