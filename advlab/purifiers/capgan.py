@@ -1,0 +1,281 @@
+"""CAP-GAN: cycle-consistent attentional purification (Kang, Tran, Cho, Kim).
+
+Two domains: A = adversarial images, C = clean images. A CycleGAN-style pair of generators
+``T_AC`` (the purifier) and ``T_CA`` is trained with two discriminators ``D_A`` and ``D_C``.
+Every network has the U-GAT-IT shape used by the paper:
+
+* an **encoder** (convs, stride-2 downsampling, residual blocks);
+* an **auxiliary domain classifier** ``eta`` on globally average- and max-pooled features
+  (:class:`CAMAttention`). Its weights, one per feature channel, re-weight the feature map
+  (class activation map, CAM); the weighted maps summed over channels are the attention
+  heatmap;
+* a **decoder** (generators: residual blocks and upsampling back to an image in [0, 1]) or a
+  **conv classifier** (discriminators: patch logits).
+
+Losses (functions below, checked against hand-computed values in the tests):
+
+* LSGAN adversarial loss on patch and CAM logits of both discriminators;
+* ``L_pixel`` = cycle L1 + identity L1 in both domains;
+* CAM loss: ``eta`` of a generator says 1 for images from its source domain, 0 for images
+  already in its target domain (binary cross-entropy on logits);
+* ``L_feature``: semantic distillation from the target classifier ``f``,
+  ``T^2 * KL(softmax(f(x)/T) || softmax(f(x_fake)/T))``, in both domains: clean vs
+  ``T_AC(x_adv)`` and adversarial vs ``T_CA(x_clean)`` (the pairs are aligned, since the
+  adversarial domain is made by attacking the clean images);
+* generator objective ``w_adv L_adv + w_cam L_cam + w_rec (alpha L_pixel + (1 - alpha) L_feature)``,
+  alpha = 0.7 and T = 10 as in the paper. ``w_*`` are not given in the paper's summary; the
+  defaults (1, 1, 10) follow U-GAT-IT's relative scale of adversarial vs reconstruction terms.
+
+Optimiser as published: Adam(beta_1 = 0.5, beta_2 = 0.999), lr 1e-4 with cosine decay, batch 128.
+"""
+from __future__ import annotations
+
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from advlab.purifiers import KerasPurifier
+
+# ---------------------------------------------------------------- losses (pure functions)
+
+
+def lsgan_d_loss(real_logits, fake_logits):
+    """Least-squares GAN discriminator loss: mean((D(real) - 1)^2) + mean(D(fake)^2)."""
+    return tf.reduce_mean(tf.square(real_logits - 1.0)) + tf.reduce_mean(tf.square(fake_logits))
+
+
+def lsgan_g_loss(fake_logits):
+    """Least-squares GAN generator loss: mean((D(fake) - 1)^2)."""
+    return tf.reduce_mean(tf.square(fake_logits - 1.0))
+
+
+def l1_loss(a, b):
+    return tf.reduce_mean(tf.abs(a - b))
+
+
+def cam_loss(source_logits, target_logits):
+    """BCE(eta(source-domain images), 1) + BCE(eta(target-domain images), 0), on logits."""
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    return bce(tf.ones_like(source_logits), source_logits) + bce(tf.zeros_like(target_logits), target_logits)
+
+
+def kd_loss(ref_logits, fake_logits, temperature: float = 10.0):
+    """Semantic loss T^2 * KL(softmax(ref/T) || softmax(fake/T)), averaged over the batch.
+
+    Zero exactly when the two logit vectors agree (up to a constant shift).
+    """
+    t = float(temperature)
+    log_p = tf.nn.log_softmax(ref_logits / t, axis=-1)
+    log_q = tf.nn.log_softmax(fake_logits / t, axis=-1)
+    kl = tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
+    return t * t * tf.reduce_mean(kl)
+
+
+# ---------------------------------------------------------------- networks
+
+
+@keras.saving.register_keras_serializable(package="advlab")
+class CAMAttention(layers.Layer):
+    """Auxiliary domain classifier eta and CAM attention (U-GAT-IT).
+
+    Returns ``(attended_features, cam_logits [N, 2], heatmap [N, H, W, 1])``: eta's logits from
+    the average- and max-pooled branches, and the feature map re-weighted by eta's weights.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+
+    def build(self, shape):
+        c = shape[-1]
+        self.w_gap = self.add_weight(shape=(c, 1), initializer="glorot_uniform", name="w_gap")
+        self.w_gmp = self.add_weight(shape=(c, 1), initializer="glorot_uniform", name="w_gmp")
+        self.fuse = layers.Conv2D(c, 1, name="fuse")
+        self.fuse.build(tuple(shape[:-1]) + (2 * c,))
+
+    def call(self, h):
+        gap_logit = tf.matmul(tf.reduce_mean(h, axis=[1, 2]), self.w_gap)
+        gmp_logit = tf.matmul(tf.reduce_max(h, axis=[1, 2]), self.w_gmp)
+        h_gap = h * tf.reshape(self.w_gap, [1, 1, 1, -1])
+        h_gmp = h * tf.reshape(self.w_gmp, [1, 1, 1, -1])
+        attended = tf.nn.leaky_relu(self.fuse(tf.concat([h_gap, h_gmp], -1)), 0.2)
+        heatmap = tf.reduce_sum(attended, axis=-1, keepdims=True)
+        return attended, tf.concat([gap_logit, gmp_logit], -1), heatmap
+
+
+def _norm_act(x, act="relu"):
+    x = layers.GroupNormalization(groups=-1, epsilon=1e-5)(x)  # instance norm
+    return layers.ReLU()(x) if act == "relu" else layers.LeakyReLU(0.2)(x)
+
+
+def _res_block(x, filters):
+    y = _norm_act(layers.Conv2D(filters, 3, padding="same", use_bias=False)(x))
+    y = layers.GroupNormalization(groups=-1, epsilon=1e-5)(layers.Conv2D(filters, 3, padding="same", use_bias=False)(y))
+    return layers.Add()([x, y])
+
+
+def build_generator(input_shape=(28, 28, 1), base_filters: int = 32, n_down: int = 2,
+                    n_res: int = 2, name: str = "capgan_generator") -> keras.Model:
+    """Encoder -> CAM attention -> decoder. Outputs ``[x_fake, cam_logits, heatmap]``."""
+    h_, w_, c = input_shape
+    if h_ % 2 ** n_down or w_ % 2 ** n_down:
+        raise ValueError(f"image size {h_}x{w_} must be divisible by {2 ** n_down}.")
+    inp = keras.Input(input_shape, name="x")
+    h = _norm_act(layers.Conv2D(base_filters, 7, padding="same", use_bias=False)(inp))
+    f = base_filters
+    for _ in range(n_down):
+        f *= 2
+        h = _norm_act(layers.Conv2D(f, 3, strides=2, padding="same", use_bias=False)(h))
+    for _ in range(n_res):
+        h = _res_block(h, f)
+    h, cam_logits, heatmap = CAMAttention(name="eta")(h)
+    for _ in range(n_res):
+        h = _res_block(h, f)
+    for _ in range(n_down):
+        f //= 2
+        h = layers.UpSampling2D(interpolation="nearest")(h)
+        h = _norm_act(layers.Conv2D(f, 3, padding="same", use_bias=False)(h))
+    out = layers.Conv2D(c, 7, padding="same", activation="sigmoid", name="x_fake")(h)
+    return keras.Model(inp, [out, cam_logits, heatmap], name=name)
+
+
+def build_discriminator(input_shape=(28, 28, 1), base_filters: int = 32, n_down: int = 2,
+                        name: str = "capgan_discriminator") -> keras.Model:
+    """Encoder -> CAM attention -> conv classifier. Outputs ``[patch_logits, cam_logits, heatmap]``."""
+    inp = keras.Input(input_shape, name="x")
+    h, f = inp, base_filters
+    for _ in range(n_down):
+        h = layers.LeakyReLU(0.2)(layers.Conv2D(f, 4, strides=2, padding="same")(h))
+        f *= 2
+    h = layers.LeakyReLU(0.2)(layers.Conv2D(f, 3, padding="same")(h))
+    h, cam_logits, heatmap = CAMAttention(name="eta")(h)
+    patch = layers.Conv2D(1, 4, padding="same", name="patch_logits")(h)
+    return keras.Model(inp, [patch, cam_logits, heatmap], name=name)
+
+
+# ---------------------------------------------------------------- trainer
+
+
+class CAPGANTrainer(keras.Model):
+    """Keras model with a custom ``train_step`` on aligned pairs ``(x_adv, x_clean)``."""
+
+    def __init__(self, g_ac, g_ca, d_a, d_c, classifier, alpha: float = 0.7, temperature: float = 10.0,
+                 w_adv: float = 1.0, w_cam: float = 1.0, w_rec: float = 10.0, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= alpha <= 1.0 or temperature <= 0:
+            raise ValueError(f"need 0 <= alpha <= 1 and temperature > 0; got {alpha}, {temperature}.")
+        self.g_ac, self.g_ca, self.d_a, self.d_c = g_ac, g_ca, d_a, d_c
+        self.classifier = classifier
+        self.alpha, self.temperature = float(alpha), float(temperature)
+        self.w_adv, self.w_cam, self.w_rec = float(w_adv), float(w_cam), float(w_rec)
+        names = ("g_loss", "d_loss", "adv", "pixel", "cam", "feature")
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in names}
+
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.g_optimizer, self.d_optimizer = g_optimizer, d_optimizer
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, x, training=False):
+        return self.g_ac(x, training=training)[0]
+
+    def generator_losses(self, x_a, x_c, training=True):
+        """All generator terms for one batch (a dict of scalars; ``total`` is optimised)."""
+        f = lambda t: self.classifier(t, training=False)  # noqa: E731
+        fake_c, cam_ac_src, _ = self.g_ac(x_a, training=training)
+        fake_a, cam_ca_src, _ = self.g_ca(x_c, training=training)
+        rec_a = self.g_ca(fake_c, training=training)[0]
+        rec_c = self.g_ac(fake_a, training=training)[0]
+        id_c, cam_ac_tgt, _ = self.g_ac(x_c, training=training)
+        id_a, cam_ca_tgt, _ = self.g_ca(x_a, training=training)
+        dc_patch, dc_cam, _ = self.d_c(fake_c, training=training)
+        da_patch, da_cam, _ = self.d_a(fake_a, training=training)
+        adv = lsgan_g_loss(dc_patch) + lsgan_g_loss(dc_cam) + lsgan_g_loss(da_patch) + lsgan_g_loss(da_cam)
+        pixel = l1_loss(rec_a, x_a) + l1_loss(rec_c, x_c) + l1_loss(id_c, x_c) + l1_loss(id_a, x_a)
+        cam = cam_loss(cam_ac_src, cam_ac_tgt) + cam_loss(cam_ca_src, cam_ca_tgt)
+        feature = (kd_loss(f(x_c), f(fake_c), self.temperature)
+                   + kd_loss(f(x_a), f(fake_a), self.temperature))
+        total = (self.w_adv * adv + self.w_cam * cam
+                 + self.w_rec * (self.alpha * pixel + (1.0 - self.alpha) * feature))
+        return {"total": total, "adv": adv, "pixel": pixel, "cam": cam, "feature": feature,
+                "fake_c": fake_c, "fake_a": fake_a}
+
+    def discriminator_loss(self, x_a, x_c, fake_a, fake_c, training=True):
+        loss = 0.0
+        for d, real, fake in ((self.d_c, x_c, fake_c), (self.d_a, x_a, fake_a)):
+            r_patch, r_cam, _ = d(real, training=training)
+            f_patch, f_cam, _ = d(fake, training=training)
+            loss += lsgan_d_loss(r_patch, f_patch) + lsgan_d_loss(r_cam, f_cam)
+        return loss
+
+    def train_step(self, data):
+        x_a, x_c = data
+        g_vars = self.g_ac.trainable_variables + self.g_ca.trainable_variables
+        d_vars = self.d_a.trainable_variables + self.d_c.trainable_variables
+        with tf.GradientTape() as g_tape:
+            g = self.generator_losses(x_a, x_c)
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g["total"], g_vars), g_vars))
+        fake_a, fake_c = tf.stop_gradient(g["fake_a"]), tf.stop_gradient(g["fake_c"])
+        with tf.GradientTape() as d_tape:
+            d_loss = self.discriminator_loss(x_a, x_c, fake_a, fake_c)
+        self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
+        values = {"g_loss": g["total"], "d_loss": d_loss, "adv": g["adv"], "pixel": g["pixel"],
+                  "cam": g["cam"], "feature": g["feature"]}
+        for k, v in values.items():
+            self.trackers[k].update_state(v)
+        return {k: t.result() for k, t in self.trackers.items()}
+
+
+def make_optimizer(steps: int, lr: float = 1e-4):
+    """Adam(0.5, 0.999) with cosine decay from ``lr`` to 0 over ``steps`` steps (as published)."""
+    schedule = keras.optimizers.schedules.CosineDecay(lr, decay_steps=max(1, int(steps)))
+    return keras.optimizers.Adam(schedule, beta_1=0.5, beta_2=0.999)
+
+
+class CAPGANPurifier(KerasPurifier):
+    """The A -> C generator as a purifier (deterministic, differentiable)."""
+
+    def __init__(self, generator, name: str = "cap_gan", train_seconds: float | None = None):
+        purifier = keras.Model(generator.inputs, generator.outputs[0], name=generator.name + "_purifier")
+        super().__init__(purifier, name=name)
+        self.generator = generator
+        self.train_seconds = train_seconds
+
+    def attention(self, x) -> np.ndarray:
+        """The generator's CAM heatmap for ``x`` (where the purifier looks)."""
+        return np.asarray(self.generator(np.asarray(x, np.float32), training=False)[2])
+
+
+def train_capgan(x_adv, x_clean, classifier, epochs: int = 2, batch_size: int = 128, lr: float = 1e-4,
+                 base_filters: int = 32, n_res: int = 2, alpha: float = 0.7, temperature: float = 10.0,
+                 seed: int = 0, verbose: int = 0, **weights) -> CAPGANPurifier:
+    """Train CAP-GAN on aligned pairs and return the A -> C generator as a purifier.
+
+    ``classifier`` is the target model f (frozen, returns logits). ``weights`` may set
+    ``w_adv``, ``w_cam``, ``w_rec``.
+    """
+    from advlab.transforms import check_images
+
+    x_adv, x_clean = check_images(x_adv, "x_adv"), check_images(x_clean, "x_clean")
+    if x_adv.shape != x_clean.shape:
+        raise ValueError(f"x_adv {x_adv.shape} and x_clean {x_clean.shape} must be aligned pairs.")
+    keras.utils.set_random_seed(seed)
+    shape = x_adv.shape[1:]
+    trainer = CAPGANTrainer(
+        build_generator(shape, base_filters, n_res=n_res, name="g_ac"),
+        build_generator(shape, base_filters, n_res=n_res, name="g_ca"),
+        build_discriminator(shape, base_filters, name="d_a"),
+        build_discriminator(shape, base_filters, name="d_c"),
+        classifier, alpha=alpha, temperature=temperature, **weights)
+    steps = epochs * int(np.ceil(len(x_adv) / batch_size))
+    trainer.compile(g_optimizer=make_optimizer(steps, lr), d_optimizer=make_optimizer(steps, lr))
+    ds = (tf.data.Dataset.from_tensor_slices((x_adv, x_clean)).shuffle(len(x_adv), seed=seed)
+          .batch(batch_size).prefetch(2))
+    start = time.perf_counter()
+    trainer.fit(ds, epochs=epochs, verbose=verbose)
+    return CAPGANPurifier(trainer.g_ac, train_seconds=time.perf_counter() - start)
