@@ -1,0 +1,84 @@
+"""Loss terms of the image-to-image purifiers, each a small function on tensors.
+
+The residual cGAN (Zhang et al., arXiv 2504.01399) minimises
+
+    G* = arg min_G max_D  L_cGAN(G, D) + lambda1 * L_L1(G) + lambda2 * L_perc(G)
+
+with lambda1 = 100 and lambda2 = 1:
+
+* ``L_cGAN``: binary cross-entropy on the discriminator's patch logits. The generator wants
+  ``D(x, G(x))`` called real (:func:`generator_gan_loss`); the discriminator wants ``D(x, y)``
+  real and ``D(x, G(x))`` fake (:func:`discriminator_loss`).
+* ``L_L1 = mean |y - G(x)|`` (:func:`l1_loss`).
+* ``L_perc = sum_k mean |V_k(y) - V_k(G(x))|`` over feature maps ``V_k`` of a fixed network
+  (:func:`perceptual_loss`; backbones in :mod:`advlab.perceptual`).
+
+All losses are means over the batch (and pixels/patches), so they do not depend on batch size.
+Under a multi-device ``tf.distribute`` strategy the trainer divides by the number of replicas.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import tensorflow as tf
+
+def _bce_logits(labels, logits):
+    """Mean sigmoid cross-entropy, numerically stable, in float32."""
+    logits = tf.cast(logits, tf.float32)
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
+# ----------------------------------------------------------------------------- cGAN
+def generator_gan_loss(fake_logits):
+    """``-mean log sigmoid(D(x, G(x)))``: the generator's non-saturating adversarial loss."""
+    return _bce_logits(tf.ones_like(fake_logits, tf.float32), fake_logits)
+
+
+def discriminator_loss(real_logits, fake_logits):
+    """``BCE(real, 1) + BCE(fake, 0)`` on the patch logits (the pix2pix sum, not halved)."""
+    return (_bce_logits(tf.ones_like(real_logits, tf.float32), real_logits)
+            + _bce_logits(tf.zeros_like(fake_logits, tf.float32), fake_logits))
+
+
+# ----------------------------------------------------------------------------- pixels
+def l1_loss(y, y_pred):
+    """``mean |y - y_pred|`` over batch, pixels and channels."""
+    return tf.reduce_mean(tf.abs(tf.cast(y, tf.float32) - tf.cast(y_pred, tf.float32)))
+
+
+# ----------------------------------------------------------------------------- features
+def perceptual_loss(features: Callable, y, y_pred):
+    """``sum_k mean |V_k(y) - V_k(y_pred)|`` where ``features(images) -> [V_1, ..., V_K]``.
+
+    ``features`` is a frozen feature extractor (see :mod:`advlab.perceptual`); no gradient is
+    taken through the target ``y``'s features.
+    """
+    f_true = features(y)
+    f_pred = features(y_pred)
+    if not isinstance(f_true, (list, tuple)):
+        f_true, f_pred = [f_true], [f_pred]
+    return feature_distance([tf.stop_gradient(a) for a in f_true], f_pred)
+
+
+def feature_distance(f_true: Sequence, f_pred: Sequence):
+    """``sum_k mean |a_k - b_k|`` for two equal-length lists of feature maps."""
+    if len(f_true) != len(f_pred):
+        raise ValueError(f"feature lists differ in length: {len(f_true)} vs {len(f_pred)}")
+    total = tf.constant(0.0, tf.float32)
+    for a, b in zip(f_true, f_pred):
+        total += tf.reduce_mean(tf.abs(tf.cast(a, tf.float32) - tf.cast(b, tf.float32)))
+    return total
+
+
+def pix2pix_generator_loss(fake_logits, y, y_pred, lambda_l1=100.0, lambda_perc=1.0,
+                           features: Callable | None = None):
+    """The generator objective as a dict: ``total``, ``gan``, ``l1``, ``perc`` (scalars).
+
+    ``features=None`` (or ``lambda_perc == 0`` as a Python number) skips the perceptual term.
+    """
+    gan = generator_gan_loss(fake_logits)
+    l1 = l1_loss(y, y_pred)
+    use_perc = features is not None and not (isinstance(lambda_perc, (int, float)) and lambda_perc == 0)
+    perc = perceptual_loss(features, y, y_pred) if use_perc else tf.constant(0.0, tf.float32)
+    total = gan + tf.cast(lambda_l1, tf.float32) * l1 + tf.cast(lambda_perc, tf.float32) * perc
+    return {"total": total, "gan": gan, "l1": l1, "perc": perc}

@@ -1,0 +1,84 @@
+"""Pix2PixTrainer: a ``keras.Model`` that trains a generator against a conditional discriminator.
+
+keras-io style: ``compile`` takes the two optimizers, ``train_step`` does one simultaneous
+update of G and D, and ``keras.metrics.Mean`` trackers report every loss term. The loss
+weights ``lambda_l1`` and ``lambda_perc`` are non-trainable variables, so a callback
+(:class:`advlab.training.WeightSchedule`) can change them between epochs without retracing.
+
+Distribution: build the trainer inside ``strategy.scope()`` and call ``fit`` as usual. Each
+replica's loss is divided by the number of replicas before the gradient (the gradients are
+summed across replicas), and batch norm is synchronised, so N devices compute what one does.
+Mixed precision: wrap the optimizers in ``keras.optimizers.LossScaleOptimizer``;
+``train_step`` scales the losses through ``optimizer.scale_loss``.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from advlab import losses
+
+LOSS_NAMES = ("g_loss", "gan", "l1", "perc", "d_loss")
+
+
+class Pix2PixTrainer(keras.Model):
+    """Trains ``generator`` (x -> y in [0, 1]) with ``discriminator([x, y]) -> patch logits``."""
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, perceptual=None,
+                 lambda_l1: float = 100.0, lambda_perc: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.perceptual = perceptual
+        self.lambda_l1 = keras.Variable(float(lambda_l1), trainable=False, name="lambda_l1")
+        self.lambda_perc = keras.Variable(float(lambda_perc), trainable=False, name="lambda_perc")
+        self.trackers = {n: keras.metrics.Mean(name=n) for n in LOSS_NAMES}
+
+    def compile(self, g_optimizer, d_optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, x, training=False):
+        return self.generator(x, training=training)
+
+    def build_optimizers(self):
+        """Create the optimizers' slot variables now (needed before restoring a checkpoint)."""
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+
+    def compute_losses(self, x, y, training=True):
+        """Forward pass of G and D; returns (generator loss dict, discriminator loss)."""
+        y_pred = self.generator(x, training=training)
+        real = self.discriminator([x, y], training=training)
+        fake = self.discriminator([x, y_pred], training=training)
+        g = losses.pix2pix_generator_loss(fake, y, y_pred, self.lambda_l1, self.lambda_perc,
+                                          features=self.perceptual)
+        return g, losses.discriminator_loss(real, fake)
+
+    def train_step(self, data):
+        x, y = data[0], data[1]
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            g, d_loss = self.compute_losses(x, y, training=True)
+            g_scaled = self.g_optimizer.scale_loss(g["total"] / replicas)
+            d_scaled = self.d_optimizer.scale_loss(d_loss / replicas)
+        g_vars = self.generator.trainable_variables
+        d_vars = self.discriminator.trainable_variables
+        self.g_optimizer.apply_gradients(zip(g_tape.gradient(g_scaled, g_vars), g_vars))
+        self.d_optimizer.apply_gradients(zip(d_tape.gradient(d_scaled, d_vars), d_vars))
+        values = {"g_loss": g["total"], "gan": g["gan"], "l1": g["l1"], "perc": g["perc"],
+                  "d_loss": d_loss}
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {name: self.trackers[name].result() for name in LOSS_NAMES}
+
+    def test_step(self, data):
+        x, y = data[0], data[1]
+        # evaluate() resets the trackers first, so the L1 tracker can be reused (-> "val_l1")
+        self.trackers["l1"].update_state(losses.l1_loss(y, self.generator(x, training=False)))
+        return {"l1": self.trackers["l1"].result()}

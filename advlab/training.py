@@ -1,0 +1,280 @@
+"""Training callbacks (side effects live here, always with an explicit output folder) and the
+one-call :func:`train_purifier` for the residual cGAN.
+
+* :class:`WeightSchedule`: the versatile-defence multi-step loss weights (40% / 30% / 30% of
+  the epochs with lambda_perc = 100 / 50 / 1, lambda_l1 = 100), set at the start of each epoch.
+* :class:`Checkpointer`: ``tf.train.Checkpoint`` of generator, discriminator, both optimizers
+  (moments and step count) and the epoch; :meth:`Checkpointer.restore` resumes a run.
+* :class:`SampleGrid`: attacked | purified | clean grid of fixed images after each epoch.
+* :class:`CSVLog`: per-epoch losses in ``history.csv`` (one history across resumes).
+* :class:`WallClock`: training time summed across resumed sessions, saved in ``train_info.json``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+VERSATILE_PHASES = (
+    (0.4, {"lambda_l1": 100.0, "lambda_perc": 100.0}),
+    (0.3, {"lambda_l1": 100.0, "lambda_perc": 50.0}),
+    (0.3, {"lambda_l1": 100.0, "lambda_perc": 1.0}),
+)
+
+
+def scheduled_weights(epoch: int, epochs: int, phases=VERSATILE_PHASES) -> dict:
+    """Loss weights for 0-based ``epoch`` of ``epochs``: phase k covers epochs below
+    ``round(epochs * (f_1 + ... + f_k))`` (100 epochs: 0-39, 40-69, 70-99 as in the paper)."""
+    if not 0 <= epoch < epochs:
+        raise ValueError(f"epoch {epoch} outside [0, {epochs}).")
+    total = sum(f for f, _ in phases)
+    if not np.isclose(total, 1.0):
+        raise ValueError(f"schedule fractions must sum to 1, got {total}.")
+    end = 0.0
+    for fraction, weights in phases:
+        end += fraction
+        if epoch < round(epochs * end):
+            return dict(weights)
+    return dict(phases[-1][1])
+
+
+class WeightSchedule(keras.callbacks.Callback):
+    """Sets ``model.lambda_l1`` / ``model.lambda_perc`` at the start of every epoch."""
+
+    def __init__(self, epochs: int, phases=VERSATILE_PHASES):
+        super().__init__()
+        self.epochs, self.phases = int(epochs), phases
+        scheduled_weights(0, self.epochs, phases)  # validates
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for name, value in scheduled_weights(epoch, self.epochs, self.phases).items():
+            getattr(self.model, name).assign(value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lambda_l1"] = float(self.model.lambda_l1.numpy())
+            logs["lambda_perc"] = float(self.model.lambda_perc.numpy())
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Checkpoint G, D, both optimizers and the epoch into ``folder`` (keeps the last ``keep``).
+
+    ``every_steps`` also saves inside long epochs; a resumed run then repeats the rest of the
+    interrupted epoch with the saved weights and optimizer state.
+    """
+
+    def __init__(self, folder, trainer, keep: int = 2, every_steps: int | None = None):
+        super().__init__()
+        self.folder = Path(folder)
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        self.ckpt = tf.train.Checkpoint(generator=trainer.generator, discriminator=trainer.discriminator,
+                                        g_optimizer=trainer.g_optimizer, d_optimizer=trainer.d_optimizer,
+                                        epoch=self.epoch)
+        self.manager = tf.train.CheckpointManager(self.ckpt, str(self.folder), max_to_keep=keep)
+        self.every_steps = every_steps
+        self._trainer = trainer
+
+    @property
+    def step(self) -> int:
+        return int(self._trainer.g_optimizer.iterations.numpy())
+
+    def restore(self) -> int:
+        """Restore the latest checkpoint, if any; returns the epoch to continue from (0 if none)."""
+        latest = self.manager.latest_checkpoint
+        if latest is None:
+            return 0
+        self._trainer.build_optimizers()
+        self.ckpt.restore(latest).assert_existing_objects_matched()
+        return int(self.epoch.numpy())
+
+    def save(self, epoch: int) -> str:
+        self.epoch.assign(epoch)
+        return self.manager.save(checkpoint_number=self.step)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.every_steps and self.step % self.every_steps == 0:
+            self.save(int(self.epoch.numpy()))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.save(epoch + 1)
+
+
+class SampleGrid(keras.callbacks.Callback):
+    """Saves an attacked | purified | clean grid of ``x_adv`` into ``folder`` every ``every`` epochs."""
+
+    def __init__(self, folder, x_adv, x_clean, every: int = 1, prefix: str = "samples"):
+        super().__init__()
+        self.folder, self.every, self.prefix = Path(folder), max(1, int(every)), prefix
+        self.x_adv, self.x_clean = np.asarray(x_adv), np.asarray(x_clean)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        import matplotlib.pyplot as plt
+
+        from advlab import viz
+
+        x_pur = np.asarray(self.model.generator(self.x_adv, training=False))
+        fig = viz.image_grid({"attacked": self.x_adv, "purified": x_pur, "clean": self.x_clean},
+                             title=f"epoch {epoch + 1}")
+        viz.savefig(fig, f"{self.prefix}_epoch{epoch + 1:03d}", folder=self.folder)
+        plt.close(fig)
+
+
+class CSVLog(keras.callbacks.Callback):
+    """Per-epoch logs into ``folder/history.csv``; with ``append`` the rows of an earlier
+    (interrupted) session are kept, so a resumed run has one history."""
+
+    def __init__(self, folder, append: bool = True):
+        super().__init__()
+        self.folder = Path(folder)
+        self.rows = read_history(self.folder) if append else []
+
+    def on_epoch_end(self, epoch, logs=None):
+        from advlab.results import save_csv
+
+        self.rows = [r for r in self.rows if int(r.get("epoch", -1)) != epoch + 1]
+        self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
+        save_csv(self.rows, "history", folder=self.folder)
+
+
+def read_history(folder) -> list[dict]:
+    """Rows of ``folder/history.csv`` as dicts of floats (empty list if none)."""
+    import csv
+
+    path = Path(folder) / "history.csv"
+    if not path.is_file():
+        return []
+    with path.open() as fh:
+        rows = [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(fh)]
+    for row in rows:
+        row["epoch"] = int(row.get("epoch", 0))
+    return rows
+
+
+class WallClock(keras.callbacks.Callback):
+    """Accumulates training seconds and epochs into ``folder/train_info.json`` after each epoch."""
+
+    def __init__(self, folder, extra: dict | None = None):
+        super().__init__()
+        self.path = Path(folder) / "train_info.json"
+        self.info = json.loads(self.path.read_text()) if self.path.is_file() else {"train_time_s": 0.0}
+        self.info.update(extra or {})
+        self._t0 = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.info["train_time_s"] = float(self.info.get("train_time_s", 0.0)) + time.perf_counter() - self._t0
+        self.info["epochs"] = epoch + 1
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.info, indent=2))
+        tmp.replace(self.path)
+
+
+# ----------------------------------------------------------------------------- one call
+def _check_pairs(x_adv, x_clean) -> None:
+    for name, a in (("x_adv", x_adv), ("x_clean", x_clean)):
+        if not isinstance(a, np.ndarray) or a.ndim != 4:
+            raise ValueError(f"{name} must be a 4-D NHWC numpy array, got {type(a).__name__} "
+                             f"{getattr(a, 'shape', '')}.")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{name} contains NaN or inf.")
+        if a.size and (a.min() < 0.0 or a.max() > 1.0):
+            raise ValueError(f"{name} must hold images in [0, 1], found [{a.min():.3g}, {a.max():.3g}].")
+    if x_adv.shape != x_clean.shape:
+        raise ValueError(f"x_adv {x_adv.shape} and x_clean {x_clean.shape} must have the same shape.")
+    if len(x_adv) == 0:
+        raise ValueError("no training pairs given.")
+
+
+def _fingerprint(x_adv, x_clean, config) -> dict:
+    step = max(1, len(x_adv) // 256)
+    digest = hashlib.sha1(x_adv[::step].tobytes() + x_clean[::step].tobytes()).hexdigest()[:16]
+    arch = {k: v for k, v in config.to_dict().items() if k not in ("epochs",)}
+    return {"config": arch, "data": {"shape": list(x_adv.shape), "sha1_subsample": digest}}
+
+
+def train_purifier(x_adv, x_clean, cfg=None, out_dir=None, *, config=None, classifier=None,
+                   resume: bool = True, strategy=None, validation=None, samples: int = 8,
+                   checkpoint_every_steps: int | None = None, verbose: int = 1, **overrides):
+    """Train the residual cGAN on ``(x_adv, x_clean)`` pairs and return a ``KerasPurifier``.
+
+    Args:
+        x_adv, x_clean: float32 NHWC arrays in [0, 1], same shape (never modified).
+        cfg: a :class:`advlab.config.LabConfig`; supplies ``residual_blocks``, ``purifier_epochs``
+            and ``batch_size`` unless ``config``/``overrides`` say otherwise.
+        out_dir: run folder for checkpoints, ``history.csv``, sample grids, ``train_info.json``,
+            ``run.json`` and the final ``generator.keras``. Default: ``cache_dir("purifiers", <hash>)``.
+        config: a full :class:`~advlab.purifiers.residual_cgan.CGANConfig`; ``overrides`` (e.g.
+            ``epochs=3, perceptual="classifier", base_filters=16``) replace single fields.
+        classifier: the target model, needed for ``perceptual="classifier"``.
+        resume: continue from the last checkpoint in ``out_dir`` (a finished run returns at once).
+            ``resume=False`` starts over and overwrites the folder's checkpoints and history.
+        strategy: a ``tf.distribute.Strategy`` (default: the current one, i.e. one device).
+        validation: optional ``(x_adv_val, x_clean_val)`` for a ``val_l1`` column.
+    """
+    from advlab.perceptual import make_perceptual
+    from advlab.purifiers.residual_cgan import CGANConfig, _check_params, as_purifier, make_trainer
+
+    _check_pairs(x_adv, x_clean)
+    config = config or CGANConfig()
+    if cfg is not None:
+        config = config.replace(residual_blocks=cfg.residual_blocks, epochs=cfg.purifier_epochs,
+                                batch_size=cfg.batch_size)
+    config = config.replace(**overrides) if overrides else config
+    _check_params(config, x_adv.shape[1:])
+    run = _fingerprint(x_adv, x_clean, config)
+    if out_dir is None:
+        from advlab.paths import cache_dir
+
+        out_dir = cache_dir("purifiers", hashlib.sha1(json.dumps(run, sort_keys=True).encode()).hexdigest()[:12])
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    run_file = out / "run.json"
+    if resume and run_file.is_file():
+        old = json.loads(run_file.read_text())
+        if old != run:
+            raise ValueError(f"{out} holds a run with another configuration or data:\n  saved: {old}\n"
+                             f"  now:   {run}\nUse another out_dir or resume=False to start over.")
+    if not resume:
+        for stale in list(out.glob("ckpt-*")) + [out / "checkpoint", out / "history.csv", out / "train_info.json"]:
+            stale.unlink(missing_ok=True)
+    run_file.write_text(json.dumps(run, indent=2))
+
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        perceptual = (make_perceptual(config.perceptual, x_adv.shape[1:], classifier=classifier)
+                      if config.lambda_perc > 0 or config.schedule == "multistep" else None)
+        trainer = make_trainer(x_adv.shape[1:], config, perceptual=perceptual)
+    ckpt = Checkpointer(out, trainer, every_steps=checkpoint_every_steps)
+    initial_epoch = ckpt.restore() if resume else 0
+    if initial_epoch:
+        print(f"[advlab.training] resuming {out} from epoch {initial_epoch} (step {ckpt.step}).")
+    callbacks = [ckpt, CSVLog(out, append=initial_epoch > 0), WallClock(out, {"config": config.to_dict()})]
+    if config.schedule == "multistep":
+        callbacks.insert(0, WeightSchedule(config.epochs))
+    if samples:
+        callbacks.append(SampleGrid(out, x_adv[:samples], x_clean[:samples]))
+    if initial_epoch < config.epochs:
+        trainer.fit(x_adv, x_clean, batch_size=config.batch_size, epochs=config.epochs,
+                    initial_epoch=initial_epoch, callbacks=callbacks, validation_data=validation,
+                    shuffle=True, verbose=verbose)
+    elif verbose:
+        print(f"[advlab.training] {out} already trained for {initial_epoch} epochs; loaded it.")
+    tmp = out / "generator.tmp.keras"
+    trainer.generator.save(tmp)
+    tmp.replace(out / "generator.keras")
+    purifier = as_purifier(trainer.generator)
+    purifier.history = read_history(out)
+    info_path = out / "train_info.json"
+    purifier.info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    purifier.info.update(out_dir=str(out), perceptual=perceptual.description if perceptual else "none")
+    purifier.trainer = trainer
+    return purifier
