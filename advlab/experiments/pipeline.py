@@ -1,0 +1,234 @@
+"""The experiments on real data: one :class:`Lab` per dataset holds the images, the target
+classifier and on-disk caches of adversarial sets and trained purifiers.
+
+>>> lab = prepare("mnist", get_config("smoke"))                  # doctest: +SKIP
+>>> x_adv = lab.adversarial("pgd")                                # cached in .cache/adversarial
+>>> purifier = lab.purifier("pgd")                                # cached in .cache/purifiers
+
+The scale (``cfg.scale``) picks a :class:`Plan`: which attacks, sweep points and block counts
+an experiment uses. Smoke plans are small enough for CI; full plans are the papers' protocols.
+The code path is the same.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from advlab.experiments.sweeps import MNIST_EPS, PAPER_EPS, PAPER_ITERATIONS
+
+SIX_ATTACKS = ("fgsm", "bim", "pgd", "mifgsm", "cw", "autoattack")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What each experiment runs at one scale."""
+
+    train_attacks: tuple = SIX_ATTACKS
+    test_attacks: tuple = SIX_ATTACKS + ("deepfool",)
+    transfer_archs: tuple = ("mnist_cnn", "mnist_lenet", "mnist_mlp")
+    transfer_attacks: tuple = ("fgsm", "pgd", "mifgsm", "cw", "deepfool")
+    sweep_attacks: tuple = ("pgd", "mifgsm")
+    sweep_iterations: tuple = PAPER_ITERATIONS
+    sweep_eps: tuple = PAPER_EPS + MNIST_EPS
+    eps_grid: tuple = (0.0, 2 / 255, 5 / 255, 10 / 255, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
+    sweep_n: int | None = 2000            # test images per sweep point (None: all)
+    ablation_blocks: tuple = (0, 1, 3, 5, 7, 9, 11, 13, 15)
+    ablation_attacks: tuple = ("fgsm", "pgd", "cw")
+    ablation_epochs: int | None = None    # None: cfg.purifier_epochs
+    grid_n: int = 6
+    purifier_kwargs: dict = field(default_factory=dict)   # passed to train_purifier (e.g. width)
+    perceptual: str = "auto"              # "auto": VGG19 if its weights are on disk, else "classifier"
+
+    def replace(self, **changes) -> "Plan":
+        return replace(self, **changes)
+
+
+PLANS = {
+    "full": Plan(),
+    "smoke": Plan(train_attacks=("fgsm", "pgd"), test_attacks=("fgsm", "pgd", "deepfool"),
+                  transfer_archs=("mnist_cnn", "mnist_mlp"), transfer_attacks=("fgsm", "pgd"),
+                  sweep_iterations=(5, 20), sweep_eps=(10 / 255, 0.3), eps_grid=(0.0, 0.1, 0.3),
+                  sweep_n=100, ablation_blocks=(0, 1), ablation_attacks=("fgsm", "pgd"),
+                  ablation_epochs=1, grid_n=4,
+                  purifier_kwargs={"base_filters": 16, "max_filters": 64, "disc_filters": 16}),
+}
+
+
+def plan(cfg, **overrides) -> Plan:
+    """The :class:`Plan` for ``cfg.scale`` with optional field overrides."""
+    p = PLANS[cfg.scale]
+    return p.replace(**overrides) if overrides else p
+
+
+VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
+
+
+def resolve_perceptual(spec: str = "auto", verbose: bool = True) -> str:
+    """``"auto"`` -> ``"vgg19"`` (the paper's ImageNet VGG19) when Keras has its weights cached,
+    else ``"classifier"`` (the target classifier's own features), announced; others pass through."""
+    if spec != "auto":
+        return spec
+    import os
+
+    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    if (keras_home / "models" / VGG19_FILE).is_file():
+        return "vgg19"
+    if verbose:
+        print("[experiments] perceptual loss: ImageNet VGG19 weights not on disk (offline?), using the "
+              "target classifier's features instead (perceptual='classifier'). Pass perceptual='vgg19' "
+              "to download them.")
+    return "classifier"
+
+
+def _digest(obj) -> str:
+    from advlab.results import _jsonable
+
+    return hashlib.sha256(json.dumps(_jsonable(obj), sort_keys=True).encode()).hexdigest()[:12]
+
+
+@dataclass
+class Lab:
+    """Data, target classifier and caches for experiments on one dataset."""
+
+    dataset: str
+    cfg: object
+    arch: str
+    classifier: object
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple = ()
+    verbose: bool = True
+    _models: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def preset(self) -> str:
+        return "mnist" if self.dataset in ("mnist", "fashion_mnist") else "paper"
+
+    @property
+    def tag(self) -> str:
+        """Identifies data + classifier in cache keys and result names."""
+        c = self.cfg
+        return (f"{self.dataset}_{c.data_source}_tr{c.n_train or 'all'}_te{c.n_test or 'all'}"
+                f"_e{c.classifier_epochs}_s{c.seed}")
+
+    def attack_params(self, attack: str, **overrides) -> dict:
+        from advlab import attacks
+
+        params = attacks.default_params(attack, self.preset, cfg=self.cfg)
+        params.update(overrides)
+        return params
+
+    def classifier_for(self, arch: str):
+        """Another trained classifier on the same data (cached by advlab.classifiers)."""
+        if arch == self.arch:
+            return self.classifier
+        if arch not in self._models:
+            from advlab import classifiers
+
+            self._models[arch] = classifiers.get_classifier(self.dataset, self.cfg, arch=arch, verbose=self.verbose)
+        return self._models[arch]
+
+    def adversarial(self, attack: str, split: str = "test", arch: str | None = None, **params) -> np.ndarray:
+        """``attack`` on this lab's ``split`` images against classifier ``arch`` (cached as .npy)."""
+        from advlab import attacks
+        from advlab.paths import cache_dir
+
+        arch = arch or self.arch
+        x, y = (self.x_test, self.y_test) if split == "test" else (self.x_train, self.y_train)
+        merged = self.attack_params(attack, **params)
+        key = f"{self.tag}_{arch}_{split}_{attack}_{_digest(merged)}"
+        path = cache_dir("experiments", "adversarial") / f"{key}.npy"
+        if path.is_file():
+            x_adv = np.load(path)
+            if x_adv.shape == x.shape:
+                return x_adv
+        t0 = time.perf_counter()
+        x_adv = attacks.attack(attack, self.classifier_for(arch), x, y, batch_size=self.cfg.batch_size,
+                               progress=self.verbose, seed=self.cfg.seed, **merged)
+        if self.verbose:
+            print(f"[experiments] {attack} on {len(x)} {split} images vs {arch}: "
+                  f"{time.perf_counter() - t0:.1f} s (cached {path.name})")
+        np.save(path.with_suffix(".tmp.npy"), x_adv)
+        path.with_suffix(".tmp.npy").replace(path)
+        return x_adv
+
+    def attack_fn(self, split: str = "test"):
+        """``(name, model, x, y) -> x_adv`` for the runners: cached when ``x`` is this lab's split."""
+        by_model = {id(self.classifier): self.arch}
+
+        def fn(name, model, x, y, **params):
+            for arch, m in self._models.items():
+                by_model[id(m)] = arch
+            own = self.x_test if split == "test" else self.x_train
+            if id(model) in by_model and x is own:
+                return self.adversarial(name, split, arch=by_model[id(model)], **params)
+            from advlab import attacks
+
+            merged = self.attack_params(name, **params)
+            return attacks.attack(name, model, x, y, batch_size=self.cfg.batch_size, progress=False,
+                                  seed=self.cfg.seed, **merged)
+        return fn
+
+    def training_pairs(self, attacks: str | Sequence[str]):
+        """(x_adv, x_clean) training pairs. Several attacks = the *composite* set: the training
+        images are split evenly and slice k is attacked with attack k, so the versatile model
+        sees as many pairs (and as much compute) as each attack-specific one."""
+        names = [attacks] if isinstance(attacks, str) else list(attacks)
+        if len(names) == 1:
+            return self.adversarial(names[0], "train"), self.x_train
+        x_adv = np.empty_like(self.x_train)
+        for k, a in enumerate(names):
+            x_adv[k::len(names)] = self.adversarial(a, "train")[k::len(names)]
+        return x_adv, self.x_train
+
+    def purifier(self, attacks: str | Sequence[str], residual_blocks: int | None = None,
+                 epochs: int | None = None, return_stats: bool = False, **train_kwargs):
+        """The residual-cGAN purifier trained on ``attacks`` (one name, or several = composite).
+
+        Trained once, then loaded from ``.cache/experiments/purifiers/<key>``; an interrupted
+        training resumes from its checkpoint there. ``return_stats`` also returns the
+        final-epoch losses and seconds per epoch (for the ablation).
+        """
+        from advlab.experiments.training_adapter import load_or_train
+
+        names = [attacks] if isinstance(attacks, str) else list(attacks)
+        blocks = self.cfg.residual_blocks if residual_blocks is None else int(residual_blocks)
+        epochs = self.cfg.purifier_epochs if epochs is None else int(epochs)
+        label = names[0] if len(names) == 1 else "versatile"
+        train_kwargs["perceptual"] = resolve_perceptual(train_kwargs.get("perceptual", "auto"), self.verbose)
+        key = f"{self.tag}_{self.arch}_{'+'.join(names)}_b{blocks}_ep{epochs}_{_digest(train_kwargs)}"
+        purifier, stats = load_or_train(self, names, key, blocks, epochs, name=f"M_{label}", **train_kwargs)
+        return (purifier, stats) if return_stats else purifier
+
+
+def prepare(dataset: str = "mnist", cfg=None, arch: str | None = None, verbose: bool = True) -> Lab:
+    """Load ``cfg.n_train`` / ``cfg.n_test`` images and the (cached) trained target classifier."""
+    from advlab import classifiers, data
+    from advlab.config import get_config
+
+    cfg = cfg or get_config()
+    ds = data.info(dataset)
+    arch = arch or classifiers.DEFAULT_ARCH[ds.name]
+    x_tr, y_tr = data.load(ds.name, "train", source=cfg.data_source, limit=cfg.n_train, verbose=verbose)
+    x_te, y_te = data.load(ds.name, "test", source=cfg.data_source, limit=cfg.n_test, verbose=verbose)
+    model = classifiers.get_classifier(ds.name, cfg, arch=arch, verbose=verbose)
+    lab = Lab(ds.name, cfg, arch, model, x_tr, y_tr, x_te, y_te, tuple(ds.class_names), verbose)
+    if verbose:
+        print(f"[experiments] {ds.name}: {len(x_tr)} train / {len(x_te)} test images, target {arch}, "
+              f"clean test accuracy {classifiers.accuracy(model, x_te, y_te):.2%}")
+    return lab
+
+
+def checkpoint_path(name: str) -> Path:
+    """Where a table's resumable state lives (``.cache/experiments/state/<name>.json``)."""
+    from advlab.paths import cache_dir
+
+    return cache_dir("experiments", "state") / f"{name}.json"
