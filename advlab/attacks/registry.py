@@ -85,7 +85,8 @@ def default_params(name: str, preset: str = "paper", cfg=None) -> dict:
     ``preset="paper"``: L-inf eps = 16/255, 40 iterations of step 0.01 (the purification papers).
     ``preset="mnist"``: eps = 0.3 for the L-inf attacks (the MNIST-style tables).
     ``cfg`` (a :class:`~advlab.config.LabConfig`) scales the iteration budgets: iterative L-inf
-    attacks use ``cfg.attack_iters``, C&W uses ``cfg.cw_steps`` (so smoke runs stay short).
+    attacks use ``cfg.attack_iters`` (DeepFool at most that many), C&W uses ``cfg.cw_steps``,
+    and at smoke scale Square gets ``100 * cfg.attack_iters`` queries (so smoke runs stay short).
     """
     from advlab.attacks.validation import check_name
 
@@ -99,6 +100,8 @@ def default_params(name: str, preset: str = "paper", cfg=None) -> dict:
     if cfg is not None:
         if "nb_iter" in params:
             params["nb_iter"] = int(cfg.attack_iters)
+        if "max_iter" in params:
+            params["max_iter"] = min(int(params["max_iter"]), int(cfg.attack_iters))
         if "steps" in params:
             params["steps"] = int(cfg.cw_steps)
         if "square_queries" in params and cfg.scale == "smoke":
