@@ -137,44 +137,37 @@ class Lab:
         return self._models[arch]
 
     def adversarial(self, attack: str, split: str = "test", arch: str | None = None, **params) -> np.ndarray:
-        """``attack`` on this lab's ``split`` images against classifier ``arch`` (cached as .npy)."""
+        """``attack`` on this lab's ``split`` images against classifier ``arch``.
+
+        Made by :func:`advlab.attacks.adversarial_set`: cached on disk in chunks (shared with the
+        other notebooks), so a long attack on 60k images resumes where it stopped.
+        """
         from advlab import attacks
-        from advlab.paths import cache_dir
 
         arch = arch or self.arch
         x, y = (self.x_test, self.y_test) if split == "test" else (self.x_train, self.y_train)
-        merged = self.attack_params(attack, **params)
-        key = f"{self.tag}_{arch}_{split}_{attack}_{_digest(merged)}"
-        path = cache_dir("experiments", "adversarial") / f"{key}.npy"
-        if path.is_file():
-            x_adv = np.load(path)
-            if x_adv.shape == x.shape:
-                return x_adv
         t0 = time.perf_counter()
-        x_adv = attacks.attack(attack, self.classifier_for(arch), x, y, batch_size=self.cfg.batch_size,
-                               progress=self.verbose, seed=self.cfg.seed, **merged)
-        if self.verbose:
-            print(f"[experiments] {attack} on {len(x)} {split} images vs {arch}: "
-                  f"{time.perf_counter() - t0:.1f} s (cached {path.name})")
-        np.save(path.with_suffix(".tmp.npy"), x_adv)
-        path.with_suffix(".tmp.npy").replace(path)
-        return x_adv
+        result = attacks.adversarial_set(self.dataset, split, attack, self.classifier_for(arch), x, y,
+                                         preset=self.preset, cfg=self.cfg, batch_size=self.cfg.batch_size,
+                                         seed=self.cfg.seed, progress=self.verbose, verbose=False, **params)
+        if self.verbose and time.perf_counter() - t0 > 1:
+            print(f"[experiments] {attack} on {len(x)} {split} images vs {arch}: {time.perf_counter() - t0:.1f} s")
+        return result.x_adv
 
     def attack_fn(self, split: str = "test"):
-        """``(name, model, x, y) -> x_adv`` for the runners: cached when ``x`` is this lab's split."""
-        by_model = {id(self.classifier): self.arch}
-
+        """``(name, model, x, y, **params) -> x_adv`` for the runners. Cached (see
+        :meth:`adversarial`) when ``x`` is this lab's split and no parameter is overridden;
+        sweeps, which override eps / iterations, attack afresh (their results are checkpointed)."""
         def fn(name, model, x, y, **params):
-            for arch, m in self._models.items():
-                by_model[id(m)] = arch
+            by_model = {id(m): a for a, m in self._models.items()}
+            by_model[id(self.classifier)] = self.arch
             own = self.x_test if split == "test" else self.x_train
-            if id(model) in by_model and x is own:
-                return self.adversarial(name, split, arch=by_model[id(model)], **params)
+            if id(model) in by_model and x is own and not params:
+                return self.adversarial(name, split, arch=by_model[id(model)])
             from advlab import attacks
 
-            merged = self.attack_params(name, **params)
             return attacks.attack(name, model, x, y, batch_size=self.cfg.batch_size, progress=False,
-                                  seed=self.cfg.seed, **merged)
+                                  seed=self.cfg.seed, **self.attack_params(name, **params))
         return fn
 
     def training_pairs(self, attacks: str | Sequence[str]):

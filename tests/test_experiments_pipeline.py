@@ -1,0 +1,61 @@
+"""The real-data wiring without training: composite training pairs, plans, perceptual choice,
+the one-command script's argument handling."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from advlab.config import get_config
+from advlab.experiments import pipeline
+
+
+def make_lab(n=12):
+    x = np.linspace(0, 0.5, n * 4, dtype=np.float32).reshape(n, 2, 2, 1)
+    lab = pipeline.Lab("mnist", get_config("smoke"), "mnist_cnn", None, x, np.arange(n) % 10, x[:4],
+                       np.arange(4), verbose=False)
+    shift = {"fgsm": 0.1, "pgd": 0.2, "cw": 0.3}
+    lab.adversarial = lambda attack, split="test", **kw: (lab.x_train if split == "train" else lab.x_test) + shift[attack]
+    return lab, shift
+
+
+def test_composite_pairs_split_training_images_evenly():
+    lab, shift = make_lab()
+    x_adv, x_clean = lab.training_pairs(("fgsm", "pgd", "cw"))
+    assert x_adv.shape == x_clean.shape == lab.x_train.shape and x_clean is lab.x_train
+    delta = (x_adv - x_clean).reshape(len(x_adv), -1)[:, 0]
+    np.testing.assert_allclose(delta, [0.1, 0.2, 0.3] * 4, atol=1e-6)   # image k attacked by attack k % 3
+    single, _ = lab.training_pairs("pgd")
+    np.testing.assert_allclose(single - lab.x_train, 0.2, atol=1e-6)
+
+
+def test_plans_by_scale():
+    smoke, full = pipeline.plan(get_config("smoke")), pipeline.plan(get_config("full"))
+    assert full.train_attacks == ("fgsm", "bim", "pgd", "mifgsm", "cw", "autoattack")
+    assert full.test_attacks == full.train_attacks + ("deepfool",)
+    assert full.ablation_blocks == (0, 1, 3, 5, 7, 9, 11, 13, 15)
+    assert "deepfool" in smoke.test_attacks and "deepfool" not in smoke.train_attacks
+    assert set(smoke.train_attacks) <= set(full.train_attacks)
+    assert pipeline.plan(get_config("smoke"), sweep_n=7).sweep_n == 7
+
+
+def test_perceptual_auto_announces_stand_in(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    assert pipeline.resolve_perceptual("auto") == "classifier"
+    assert "VGG19" in capsys.readouterr().out
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / pipeline.VGG19_FILE).write_bytes(b"x")
+    assert pipeline.resolve_perceptual("auto") == "vgg19"
+    assert pipeline.resolve_perceptual("none") == "none"
+
+
+def test_script_rejects_unknown_experiment():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "run_experiment.py"
+    spec = importlib.util.spec_from_file_location("run_experiment", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.parse(["matrix", "--scale", "full", "--estimate"]).estimate
+    with pytest.raises(SystemExit):
+        mod.parse(["table9"])
