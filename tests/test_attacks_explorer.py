@@ -1,0 +1,50 @@
+"""The attack explorer and the attack report helpers (figures, table rows)."""
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from advlab import attacks, widgets  # noqa: E402
+from advlab.attacks import report  # noqa: E402
+
+
+def test_explore_reports_prediction_change(mnist_cnn, mnist_sample):
+    _, _, x, y = mnist_sample
+    fig, info = widgets.explore(mnist_cnn, x[:5], y[:5], "pgd", 0.3, 2, params={"pgd": {"nb_iter": 10, "eps_iter": 0.05}})
+    assert info["linf"] <= 0.3 + 1e-6 and info["l2"] > 0 and info["eps"] == 0.3
+    assert info["fooled"] and info["pred_adv"] != info["true"]
+    assert len(fig.axes) == 3
+    _, small = widgets.explore(mnist_cnn, x[:5], y[:5], "fgsm", 0.01, 2)
+    assert small["linf"] <= 0.01 + 1e-6
+
+
+def test_explorer_widget_updates(mnist_cnn, mnist_sample):
+    _, _, x, y = mnist_sample
+    box = widgets.attack_explorer(mnist_cnn, x[:4], y[:4], ["fgsm", "deepfool"],
+                                  params={"deepfool": {"max_iter": 5}})
+    assert box.last_info["attack"] == "fgsm" and not box.eps.disabled
+    box.eps.value = 0.2
+    assert box.last_info["eps"] == pytest.approx(0.2)
+    box.attack.value = "deepfool"
+    assert box.eps.disabled and box.last_info["attack"] == "deepfool" and box.last_info["eps"] is None
+    box.index.value = 3
+    assert box.last_info["true"] == str(y[3])
+    with pytest.raises(ValueError, match="one label per image"):
+        widgets.attack_explorer(mnist_cnn, x[:4], y[:3])
+
+
+def test_example_grid_and_table(mnist_cnn, mnist_sample, tmp_path):
+    _, _, x, y = mnist_sample
+    s = attacks.adversarial_set("mnist", "test", "fgsm", mnist_cnn, x[:12], y[:12], eps=0.3,
+                                progress=False, folder=tmp_path)
+    fig = report.example_grid(mnist_cnn, s.x, s.x_adv, s.y, n=4, class_names=[str(i) for i in range(10)])
+    assert len(fig.axes) == 12
+    assert any("perturbation x" in ax.get_title() for ax in fig.axes)
+    rows = report.results_table({"fgsm": s})
+    assert rows[0]["attack"] == "fgsm" and rows[0]["n"] == 12 and rows[0]["linf_max"] <= 0.3 + 1e-6
+    text = report.format_table(rows)
+    assert "success_rate" in text.splitlines()[0] and "fgsm" in text
