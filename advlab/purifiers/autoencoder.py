@@ -43,9 +43,12 @@ class LatentNoise(layers.Layer):
 
 
 def _conv(x, filters, strides=1, name=None):
-    x = layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False, name=name)(x)
-    x = layers.BatchNormalization()(x)
-    return layers.ReLU()(x)
+    # Instance norm, not batch norm: the purifier behaves the same on one image as in a batch,
+    # and tiny training runs do not suffer from stale moving averages. Without any
+    # normalisation, training on small sets collapsed to an all-black output (saturated sigmoid).
+    x = layers.Conv2D(filters, 3, strides=strides, padding="same", name=name)(x)
+    x = layers.GroupNormalization(groups=-1, epsilon=1e-5)(x)
+    return layers.LeakyReLU(0.2)(x)
 
 
 def build_autoencoder(input_shape=(28, 28, 1), filters=(32, 64), latent_filters: int = 128,

@@ -1,0 +1,80 @@
+"""Classical pre-processing purifiers: shape, range, no mutation, what each one does."""
+import numpy as np
+import pytest
+
+from advlab.purifiers import classical
+
+
+@pytest.fixture(scope="module")
+def x(mnist_sample):
+    return mnist_sample[2][:8].copy()
+
+
+@pytest.mark.parametrize("name", classical.CLASSICAL)
+def test_keeps_shape_range_and_input(name, x):
+    p = classical.build_classical(name, **classical.mnist_defaults()[name])
+    before = x.copy()
+    out = p(x)
+    assert out.shape == x.shape and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    np.testing.assert_array_equal(x, before)          # input not mutated
+    assert not p.differentiable
+    assert p.stochastic == (name == "tvm")
+
+
+def test_rgb_batches_work():
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 16, 16, 3), dtype=np.float32)
+    for name in classical.CLASSICAL:
+        out = classical.build_classical(name)(x)
+        assert out.shape == x.shape and 0.0 <= out.min() and out.max() <= 1.0
+
+
+def test_what_they_compute(x):
+    one_bit = classical.feature_squeezing(bits=1)(x)
+    assert set(np.unique(one_bit)) <= {0.0, 1.0}
+    np.testing.assert_array_equal(one_bit, (x >= 0.5).astype(np.float32))
+    # A single bright pixel in a dark image is removed by the median filter.
+    spike = np.zeros((1, 9, 9, 1), np.float32)
+    spike[0, 4, 4, 0] = 1.0
+    assert classical.spatial_smoothing(3)(spike).max() == 0.0
+    # Wavelet denoising reduces Gaussian noise on a smooth grey image.
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:32, 0:32] / 31.0
+    smooth = (0.3 + 0.4 * xx * yy)[None, ..., None].repeat(2, 0).astype(np.float32)
+    noisy = np.clip(smooth + rng.normal(0, 0.08, smooth.shape), 0, 1).astype(np.float32)
+    den = classical.WaveletDenoise()(noisy)
+    assert np.abs(den - smooth).mean() < 0.8 * np.abs(noisy - smooth).mean()
+    # JPEG at low quality changes the image, at quality 100 barely.
+    assert np.abs(classical.jpeg_compression(10)(x) - x).mean() > np.abs(classical.jpeg_compression(100)(x) - x).mean()
+
+
+def test_tensor_path_has_no_gradient(x):
+    import tensorflow as tf
+
+    t = tf.constant(x[:2])
+    with tf.GradientTape() as tape:
+        tape.watch(t)
+        out = classical.spatial_smoothing(3)(t)
+        loss = tf.reduce_sum(out)
+    assert out.shape == t.shape
+    np.testing.assert_allclose(out.numpy(), classical.spatial_smoothing(3)(x[:2]))
+    assert tape.gradient(loss, t) is None     # hence BPDA
+
+
+def test_bad_input_and_params():
+    p = classical.spatial_smoothing(3)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        p(np.full((1, 8, 8, 1), 2.0, np.float32))
+    with pytest.raises(ValueError, match="NaN"):
+        p(np.full((1, 8, 8, 1), np.nan, np.float32))
+    with pytest.raises(ValueError, match="channels"):
+        p(np.zeros((1, 1, 8, 8), np.float32))
+    with pytest.raises(ValueError, match="float"):
+        p(np.zeros((1, 8, 8, 1), np.uint8))
+    with pytest.raises(ValueError, match="Unknown classical"):
+        classical.build_classical("gaussian")
+    with pytest.raises(ValueError, match="bits"):
+        classical.feature_squeezing(0)
+    with pytest.raises(ValueError, match="quality"):
+        classical.jpeg_compression(0)
