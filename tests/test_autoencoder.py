@@ -67,3 +67,16 @@ def test_bad_pairs():
         ae.train_autoencoder(x, x[:2], epochs=1)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         ae.train_autoencoder(x + 2, x, epochs=1)
+
+
+def test_noisy_copy_and_save_load(pairs, tmp_path):
+    x_adv, x = pairs
+    p = ae.train_autoencoder(x_adv[:16], x[:16], epochs=1, batch_size=16, filters=(8, 16))
+    noisy = ae.with_inference_noise(p, stddev=1.0)
+    assert noisy.stochastic and not p.stochastic
+    assert not np.allclose(noisy(x_adv[:2]), noisy(x_adv[:2]))
+    np.testing.assert_array_equal(p(x_adv[:2]), p(x_adv[:2]))          # the original is untouched
+    ae.save_autoencoder(p, tmp_path / "ae")
+    loaded = ae.load_autoencoder(tmp_path / "ae")
+    np.testing.assert_allclose(loaded(x_adv[:4]), p(x_adv[:4]), atol=1e-6)
+    assert ae.load_autoencoder(tmp_path / "missing") is None

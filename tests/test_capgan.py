@@ -95,3 +95,20 @@ def test_optimizer_is_the_published_one():
     assert opt.beta_1 == 0.5 and opt.beta_2 == 0.999
     sched = opt.learning_rate if callable(opt.learning_rate) else opt._learning_rate
     assert float(sched(0)) == pytest.approx(1e-4) and float(sched(100)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_train_save_and_resume(tmp_path):
+    rng = np.random.default_rng(0)
+    x_c = rng.random((8, 16, 16, 1), dtype=np.float32)
+    x_a = np.clip(x_c + 0.2 * np.sign(rng.standard_normal(x_c.shape)), 0, 1).astype(np.float32)
+    clf = keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
+    out = tmp_path / "capgan"
+    p = capgan.train_capgan(x_a, x_c, clf, epochs=1, batch_size=4, base_filters=4, n_res=1,
+                            out_dir=out, run_eagerly=True)
+    pur = p(x_a)
+    assert pur.shape == x_a.shape and 0 <= pur.min() and pur.max() <= 1 and p.train_seconds > 0
+    assert p.attention(x_a[:2]).shape == (2, 4, 4, 1)
+    loaded = capgan.load_capgan(out)                     # a finished run is loaded, not retrained
+    np.testing.assert_allclose(loaded(x_a), pur, atol=1e-5)
+    again = capgan.train_capgan(x_a, x_c, clf, epochs=1, batch_size=4, base_filters=4, n_res=1, out_dir=out)
+    assert again.train_seconds == pytest.approx(p.train_seconds)

@@ -117,3 +117,39 @@ def train_autoencoder(x_adv, x_clean, epochs: int = 5, batch_size: int = 128, lr
     model.fit(x_adv, x_clean, epochs=epochs, batch_size=batch_size, shuffle=True,
               validation_split=validation_split, verbose=verbose)
     return AutoencoderPurifier(model, train_seconds=time.perf_counter() - start)
+
+
+def with_inference_noise(purifier: AutoencoderPurifier, stddev: float | None = None) -> AutoencoderPurifier:
+    """A copy of a trained auto-encoder whose latent noise stays on at test time (random
+    purifier; evaluate it with EOT). Same weights; ``stddev`` defaults to the training value."""
+    clone = keras.models.clone_model(purifier.model)
+    clone.set_weights(purifier.model.get_weights())
+    noise = clone.get_layer("latent_noise")
+    noise.always_on = True
+    if stddev is not None:
+        noise.stddev = float(stddev)
+    return AutoencoderPurifier(clone, name=f"{purifier.name}_noisy", train_seconds=purifier.train_seconds)
+
+
+def save_autoencoder(purifier: AutoencoderPurifier, folder) -> None:
+    """``autoencoder.keras`` + ``train_info.json`` in ``folder``."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    purifier.model.save(folder / "autoencoder.keras")
+    (folder / "train_info.json").write_text(json.dumps({"train_time_s": purifier.train_seconds}))
+
+
+def load_autoencoder(folder, name: str = "autoencoder") -> AutoencoderPurifier | None:
+    """The purifier saved by :func:`save_autoencoder`, or ``None`` if ``folder`` has none."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    if not (folder / "autoencoder.keras").is_file() or not (folder / "train_info.json").is_file():
+        return None
+    model = keras.models.load_model(folder / "autoencoder.keras", compile=False)
+    info = json.loads((folder / "train_info.json").read_text())
+    return AutoencoderPurifier(model, name=name, train_seconds=info.get("train_time_s"))

@@ -251,19 +251,67 @@ class CAPGANPurifier(KerasPurifier):
         return np.asarray(self.generator(np.asarray(x, np.float32), training=False)[2])
 
 
+class _EpochCheckpoint(keras.callbacks.Callback):
+    """Saves all four networks, both optimizers and the epoch after every epoch."""
+
+    def __init__(self, folder, trainer):
+        super().__init__()
+        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+        self.ckpt = tf.train.Checkpoint(g_ac=trainer.g_ac, g_ca=trainer.g_ca, d_a=trainer.d_a,
+                                        d_c=trainer.d_c, g_opt=trainer.g_optimizer,
+                                        d_opt=trainer.d_optimizer, epoch=self.epoch)
+        self.manager = tf.train.CheckpointManager(self.ckpt, str(folder), max_to_keep=1)
+        self.trainer = trainer
+
+    def restore(self) -> int:
+        if self.manager.latest_checkpoint is None:
+            return 0
+        for opt, nets in ((self.trainer.g_optimizer, (self.trainer.g_ac, self.trainer.g_ca)),
+                          (self.trainer.d_optimizer, (self.trainer.d_a, self.trainer.d_c))):
+            opt.build(nets[0].trainable_variables + nets[1].trainable_variables)
+        self.ckpt.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        return int(self.epoch.numpy())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.assign(epoch + 1)
+        self.manager.save()
+
+
+def load_capgan(folder, name: str = "cap_gan") -> CAPGANPurifier | None:
+    """The purifier saved by a finished :func:`train_capgan` run in ``folder``, else ``None``."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    info = folder / "train_info.json"
+    if not ((folder / "generator.keras").is_file() and info.is_file()):
+        return None
+    meta = json.loads(info.read_text())
+    gen = keras.models.load_model(folder / "generator.keras", compile=False)
+    return CAPGANPurifier(gen, name=name, train_seconds=meta.get("train_time_s"))
+
+
 def train_capgan(x_adv, x_clean, classifier, epochs: int = 2, batch_size: int = 128, lr: float = 1e-4,
                  base_filters: int = 32, n_res: int = 2, alpha: float = 0.7, temperature: float = 10.0,
-                 seed: int = 0, verbose: int = 0, **weights) -> CAPGANPurifier:
+                 seed: int = 0, verbose: int = 0, out_dir=None, run_eagerly: bool = False,
+                 **weights) -> CAPGANPurifier:
     """Train CAP-GAN on aligned pairs and return the A -> C generator as a purifier.
 
     ``classifier`` is the target model f (frozen, returns logits). ``weights`` may set
-    ``w_adv``, ``w_cam``, ``w_rec``.
+    ``w_adv``, ``w_cam``, ``w_rec``. With ``out_dir``, all networks and optimizers are
+    checkpointed after every epoch and an interrupted run resumes there; a finished run writes
+    ``generator.keras`` and ``train_info.json`` (training seconds summed over sessions).
     """
+    import json
+    from pathlib import Path
+
     from advlab.transforms import check_images
 
     x_adv, x_clean = check_images(x_adv, "x_adv"), check_images(x_clean, "x_clean")
     if x_adv.shape != x_clean.shape:
         raise ValueError(f"x_adv {x_adv.shape} and x_clean {x_clean.shape} must be aligned pairs.")
+    if out_dir is not None and (done := load_capgan(out_dir)) is not None:
+        return done
     keras.utils.set_random_seed(seed)
     shape = x_adv.shape[1:]
     trainer = CAPGANTrainer(
@@ -273,9 +321,31 @@ def train_capgan(x_adv, x_clean, classifier, epochs: int = 2, batch_size: int = 
         build_discriminator(shape, base_filters, name="d_c"),
         classifier, alpha=alpha, temperature=temperature, **weights)
     steps = epochs * int(np.ceil(len(x_adv) / batch_size))
-    trainer.compile(g_optimizer=make_optimizer(steps, lr), d_optimizer=make_optimizer(steps, lr))
+    trainer.compile(g_optimizer=make_optimizer(steps, lr), d_optimizer=make_optimizer(steps, lr),
+                    run_eagerly=run_eagerly)
     ds = (tf.data.Dataset.from_tensor_slices((x_adv, x_clean)).shuffle(len(x_adv), seed=seed)
           .batch(batch_size).prefetch(2))
+    callbacks, initial_epoch, previous = [], 0, 0.0
+    if out_dir is not None:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt = _EpochCheckpoint(out, trainer)
+        initial_epoch = ckpt.restore()
+        callbacks.append(ckpt)
+        clock = out / "clock.json"
+        previous = json.loads(clock.read_text())["seconds"] if clock.is_file() and initial_epoch else 0.0
+
+        class _Clock(keras.callbacks.Callback):
+            def on_epoch_end(self, epoch, logs=None):
+                clock.write_text(json.dumps({"seconds": previous + time.perf_counter() - start}))
+        callbacks.append(_Clock())
     start = time.perf_counter()
-    trainer.fit(ds, epochs=epochs, verbose=verbose)
-    return CAPGANPurifier(trainer.g_ac, train_seconds=time.perf_counter() - start)
+    trainer.fit(ds, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose)
+    seconds = previous + time.perf_counter() - start
+    purifier = CAPGANPurifier(trainer.g_ac, train_seconds=seconds)
+    if out_dir is not None:
+        trainer.g_ac.save(out / "generator.keras")
+        (out / "train_info.json").write_text(json.dumps(
+            {"train_time_s": seconds, "epochs": epochs, "pairs": len(x_adv), "batch_size": batch_size,
+             "alpha": alpha, "temperature": temperature, "base_filters": base_filters, "n_res": n_res}))
+    return purifier
