@@ -12,6 +12,10 @@ Without internet the ImageNet weights cannot be downloaded. Then choose, explici
   but the logits), i.e. the purifier is taught to restore what the classifier looks at;
 * ``"none"``: no perceptual term (L_cGAN + lambda1 L1 only).
 
+``"auto"`` (the default of :class:`~advlab.purifiers.residual_cgan.CGANConfig`) means VGG19 with
+ImageNet weights when they can be obtained, else the classifier's features, with a printed
+NOTICE; the backbone actually used is recorded in the run's ``train_info.json``.
+
 A VGG19 with *random* weights is only built when asked for by name (``"vgg19-random"``), and it
 says so loudly: random features make a weak, misleading perceptual loss.
 """
@@ -127,12 +131,13 @@ def classifier_features(classifier: keras.Model, layers=None) -> FeatureExtracto
     if not chosen:
         raise ValueError(f"No conv/dense layers before the logits found in {classifier.name!r}; "
                          "pass layers=[names] explicitly.")
-    model = keras.Model(inputs, [l.output for l in chosen], name=f"{classifier.name}_features")
+    model = keras.Model(inputs[0] if len(inputs) == 1 else inputs, [l.output for l in chosen],
+                        name=f"{classifier.name}_features")
     return FeatureExtractor(model, f"target classifier {classifier.name!r} features, "
                                    f"{len(chosen)} layers {[l.name for l in chosen]}")
 
 
-PERCEPTUAL_CHOICES = ("vgg19", "classifier", "none", "vgg19-random", "<path to VGG19 weights file>")
+PERCEPTUAL_CHOICES = ("auto", "vgg19", "classifier", "none", "vgg19-random", "<path to VGG19 weights file>")
 
 
 def make_perceptual(spec: str | None, input_shape, classifier=None, verbose: bool = True):
@@ -142,7 +147,18 @@ def make_perceptual(spec: str | None, input_shape, classifier=None, verbose: boo
     """
     spec = "none" if spec is None else str(spec)
     key = spec.strip().lower()
-    if key == "none":
+    if key == "auto":
+        try:
+            fx = vgg19_features(input_shape, weights="imagenet")
+        except PerceptualUnavailable as err:
+            if classifier is None:
+                raise PerceptualUnavailable(f"{err}\n(perceptual='auto' falls back to the target "
+                                            "classifier's features only when classifier= is given.)") from err
+            print("[advlab.perceptual] NOTICE: VGG19 ImageNet weights are unavailable (offline?); "
+                  "perceptual='auto' uses the TARGET CLASSIFIER's features instead of the paper's VGG19. "
+                  "Pass perceptual='vgg19' to require VGG19.")
+            fx = classifier_features(classifier)
+    elif key == "none":
         fx = None
         msg = "no perceptual term (perceptual='none')"
     elif key == "vgg19":

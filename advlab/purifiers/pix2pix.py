@@ -53,6 +53,7 @@ class Pix2PixTrainer(keras.Model):
 
     def compute_losses(self, x, y, training=True):
         """Forward pass of G and D; returns (generator loss dict, discriminator loss)."""
+        x, y = tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(y, tf.float32)
         y_pred = self.generator(x, training=training)
         real = self.discriminator([x, y], training=training)
         fake = self.discriminator([x, y_pred], training=training)

@@ -52,7 +52,7 @@ class CGANConfig:
     beta_1: float = 0.5
     batch_size: int = 64
     epochs: int = 20
-    perceptual: str = "vgg19"                 # see advlab.perceptual.make_perceptual
+    perceptual: str = "auto"                  # see advlab.perceptual.make_perceptual
     mixed_precision: str | None = None        # None | "mixed_float16" | "mixed_bfloat16"
 
     def replace(self, **changes) -> "CGANConfig":
@@ -202,6 +202,7 @@ def make_trainer(input_shape, config: CGANConfig, perceptual=None, jit_compile=F
         return keras.optimizers.LossScaleOptimizer(opt) if config.mixed_precision == "mixed_float16" else opt
 
     trainer.compile(g_optimizer=adam(), d_optimizer=adam(), jit_compile=jit_compile)
+    trainer.build_optimizers()  # slot variables now, in the strategy's scope (not lazily in a replica)
     return trainer
 
 

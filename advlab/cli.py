@@ -1,0 +1,177 @@
+"""Command line for long runs: ``python -m advlab train|evaluate ...`` (also ``advlab ...``).
+
+    python -m advlab train --dataset mnist --attacks fgsm,pgd,cw --scale full --out runs/mnist_full
+    python -m advlab evaluate --dataset mnist --attacks fgsm,pgd,cw --scale full --out runs/mnist_full
+
+``train`` gets the target classifier (cached, see :func:`advlab.classifiers.get_classifier`),
+crafts the composite adversarial training set (one file per attack in ``OUT/adv/``, so an
+interrupted run does not recompute finished attacks), trains the residual cGAN with
+checkpoints in ``OUT`` (rerun the same command to resume) and, unless ``--no-eval``,
+evaluates it. ``evaluate`` loads ``OUT/generator.keras`` and writes ``OUT/evaluation.json`` and
+``.csv``. Attack and training times are saved in ``OUT/timings.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "imagenet")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", required=True, choices=DATASETS)
+    p.add_argument("--attacks", default="fgsm,pgd,cw", help="comma-separated attack names (default: %(default)s)")
+    p.add_argument("--scale", default=None, choices=("smoke", "full"), help="default: $ADVLAB_SCALE or smoke")
+    p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, logs, results)")
+    p.add_argument("--n-train", type=int, default=None, help="clean training images per attack")
+    p.add_argument("--n-test", type=int, default=None, help="test images attacked and evaluated")
+    p.add_argument("--eps", type=float, default=None, help="L-inf budget (default: 0.3 MNIST-like, 16/255 else)")
+    p.add_argument("--cw-subset", type=int, default=None, help="evaluate C&W on the first N test images only")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m advlab", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    train = sub.add_parser("train", help="craft adversarial pairs, train (or resume) a purifier, evaluate")
+    _add_common(train)
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--residual-blocks", type=int, default=None)
+    train.add_argument("--base-filters", type=int, default=None)
+    train.add_argument("--perceptual", default="auto",
+                       help="auto | vgg19 | classifier | none | vgg19-random | PATH to VGG19 weights (default: auto)")
+    train.add_argument("--schedule", default="constant", choices=("constant", "multistep"))
+    train.add_argument("--mixed-precision", default=None, choices=("mixed_float16", "mixed_bfloat16"))
+    train.add_argument("--no-resume", dest="resume", action="store_false", help="start over in --out")
+    train.add_argument("--no-eval", dest="evaluate", action="store_false")
+    evaluate = sub.add_parser("evaluate", help="evaluate the purifier saved in --out")
+    _add_common(evaluate)
+    return parser
+
+
+def _config(args):
+    from advlab.config import get_config
+
+    overrides = {k: v for k, v in {"n_train": args.n_train, "n_test": args.n_test, "batch_size": args.batch_size,
+                                   "purifier_epochs": getattr(args, "epochs", None),
+                                   "residual_blocks": getattr(args, "residual_blocks", None)}.items()
+                 if v is not None}
+    return get_config(args.scale, **overrides)
+
+
+def _attack_names(spec: str) -> list[str]:
+    from advlab.attacks import ATTACKS, EXTRAS
+
+    names = [a.strip().lower() for a in spec.split(",") if a.strip()]
+    unknown = [a for a in names if a not in ATTACKS + EXTRAS]
+    if not names or unknown:
+        raise SystemExit(f"error: unknown attack(s) {unknown or spec!r}; choose from {ATTACKS + EXTRAS}")
+    return names
+
+
+def _timings(out: Path, **new) -> dict:
+    path = out / "timings.json"
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.update(new)
+    path.write_text(json.dumps(data, indent=2))
+    return data
+
+
+def adversarial(out: Path, split: str, name: str, model, x, y, args, cfg) -> np.ndarray:
+    """``x_adv`` for one attack, cached in ``out/adv/<split>_<name>.npz`` (keyed by its params)."""
+    from advlab import attacks
+
+    preset = "mnist" if args.dataset in ("mnist", "fashion_mnist") else "paper"
+    params = attacks.default_params(name, preset, cfg=cfg)
+    if args.eps is not None and "eps" in params:
+        params["eps"] = args.eps
+    path = out / "adv" / f"{split}_{name}.npz"
+    key = json.dumps({"params": params, "n": len(x)}, sort_keys=True)
+    if path.is_file():
+        with np.load(path) as f:
+            if str(f["key"]) == key:
+                return f["x_adv"]
+    print(f"[advlab] {name} on {len(x)} {split} images, params {params}")
+    t0 = time.perf_counter()
+    x_adv = attacks.attack(name, model, x, y, progress=not args.quiet, **params)
+    _timings(out, **{f"attack_{split}_{name}_s": time.perf_counter() - t0})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path.with_suffix(".tmp.npz"), x_adv=x_adv, key=key)
+    path.with_suffix(".tmp.npz").replace(path)
+    return x_adv
+
+
+def cmd_train(args) -> dict | None:
+    from advlab import classifiers, data
+    from advlab.purifiers.residual_cgan import train_purifier
+
+    cfg = _config(args)
+    names = _attack_names(args.attacks)
+    args.out.mkdir(parents=True, exist_ok=True)
+    print(f"[advlab] train: {args.dataset}, attacks {names}, {cfg}")
+    model = classifiers.get_classifier(args.dataset, cfg)
+    x, y = data.load(args.dataset, "train", source=cfg.data_source, limit=cfg.n_train)
+    x_adv = np.concatenate([adversarial(args.out, "train", n, model, x, y, args, cfg) for n in names])
+    x_clean = np.concatenate([x] * len(names))
+    overrides = {k: v for k, v in {"base_filters": args.base_filters}.items() if v is not None}
+    t0 = time.perf_counter()
+    purifier = train_purifier(x_adv, x_clean, cfg, args.out, classifier=model, perceptual=args.perceptual,
+                              schedule=args.schedule, mixed_precision=args.mixed_precision,
+                              resume=args.resume, verbose=2 if args.quiet else 1, **overrides)
+    _timings(args.out, train_session_s=time.perf_counter() - t0,
+             train_time_total_s=purifier.info.get("train_time_s"), n_pairs=int(len(x_adv)))
+    return cmd_evaluate(args, cfg=cfg, model=model) if args.evaluate else None
+
+
+def cmd_evaluate(args, cfg=None, model=None) -> dict:
+    from advlab import classifiers, data, evaluation, paper_results
+    from advlab.purifiers.residual_cgan import load_purifier
+
+    cfg = cfg or _config(args)
+    names = _attack_names(args.attacks)
+    model = model or classifiers.get_classifier(args.dataset, cfg)
+    purifier = load_purifier(args.out)
+    x, y = data.load(args.dataset, "test", source=cfg.data_source, limit=cfg.n_test)
+    by_attack = {}
+    for n in names:
+        k = len(x) if n != "cw" or args.cw_subset is None else min(args.cw_subset, len(x))
+        x_adv = adversarial(args.out, "test", n, model, x[:k], y[:k], args, cfg)
+        by_attack[n] = x_adv if k == len(x) else (x_adv, x[:k], y[:k])
+    info_path = args.out / "train_info.json"
+    info = json.loads(info_path.read_text()) if info_path.is_file() else None
+    result = evaluation.evaluate_purifier(model, purifier, x, y, by_attack, train_info=info)
+    result["dataset"], result["scale"] = args.dataset, cfg.scale
+    paths = evaluation.save_evaluation(result, "evaluation", folder=args.out)
+    _print_rows(evaluation.rows(result))
+    if args.dataset in paper_results.TABLE_I:
+        print(f"\npaper vs this run ({paper_results.CITATION}):")
+        _print_rows(paper_results.compare_table_i(result, args.dataset))
+    print(f"\n[advlab] saved {paths['json']} and {paths['csv']}")
+    return result
+
+
+def _print_rows(rows: list[dict]) -> None:
+    cols = list(dict.fromkeys(k for r in rows for k in r))
+    width = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in cols}
+    print("  ".join(c.ljust(width[c]) for c in cols))
+    for r in rows:
+        print("  ".join(str(r.get(c, "")).ljust(width[c]) for c in cols))
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    COMMANDS[args.command](args)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
