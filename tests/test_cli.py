@@ -1,0 +1,56 @@
+"""The command line: argument errors, help, and one tiny train -> resume -> evaluate run."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from advlab import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_help_runs_as_module(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "advlab", "train", "--help"], capture_output=True,
+                          text=True, cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": ""}, timeout=120)
+    assert proc.returncode == 0 and "--resume" not in proc.stdout and "--no-resume" in proc.stdout
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--dataset", "svhn", "--out", "x"],              # unknown dataset
+    ["train", "--dataset", "mnist"],                           # --out missing
+    ["evaluate", "--dataset", "mnist", "--out", "x", "--scale", "huge"],
+])
+def test_bad_arguments_exit(argv):
+    with pytest.raises(SystemExit):
+        cli.main(argv)
+
+
+def test_unknown_attack_is_refused(tmp_path):
+    with pytest.raises(SystemExit, match="unknown attack"):
+        cli.main(["train", "--dataset", "mnist", "--attacks", "fgsm,nope", "--out", str(tmp_path)])
+
+
+@pytest.mark.slow
+def test_tiny_train_resume_evaluate(tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["--dataset", "mnist", "--attacks", "fgsm,pgd", "--scale", "smoke", "--out", str(out),
+              "--n-train", "64", "--n-test", "32", "--quiet"]
+    tiny = ["--residual-blocks", "0", "--base-filters", "4", "--perceptual", "none", "--batch-size", "32"]
+    cli.main(["train", *common, *tiny, "--epochs", "1", "--no-eval"])
+    assert not (out / "evaluation.json").exists()
+    assert {p.name for p in (out / "adv").iterdir()} == {"train_fgsm.npz", "train_pgd.npz"}
+    assert "fgsm on 64 train" in capsys.readouterr().out
+    cli.main(["train", *common, *tiny, "--epochs", "2"])                 # resumes, then evaluates
+    printed = capsys.readouterr().out
+    assert "resuming" in printed and "paper vs this run" in printed
+    assert "fgsm on 64 train" not in printed                            # cached pairs reused
+    result = json.loads((out / "evaluation.json").read_text())
+    assert set(result["attacks"]) == {"fgsm", "pgd"} and result["n"] == 32 and result["train_epochs"] == 2
+    timings = json.loads((out / "timings.json").read_text())
+    assert timings["n_pairs"] == 128 and "attack_train_fgsm_s" in timings
+    cli.main(["evaluate", *common, "--cw-subset", "8"])
+    assert json.loads((out / "evaluation.json").read_text())["scale"] == "smoke"
