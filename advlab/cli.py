@@ -4,8 +4,8 @@
     python -m advlab evaluate --dataset mnist --attacks fgsm,pgd,cw --scale full --out runs/mnist_full
 
 ``train`` gets the target classifier (cached, see :func:`advlab.classifiers.get_classifier`),
-crafts the composite adversarial training set (one file per attack in ``OUT/adv/``, so an
-interrupted run does not recompute finished attacks), trains the residual cGAN with
+crafts the composite adversarial training set (cached in ``OUT/adv/`` chunk by chunk, so an
+interrupted run does not recompute finished work), trains the residual cGAN with
 checkpoints in ``OUT`` (rerun the same command to resume) and, unless ``--no-eval``,
 evaluates it. ``evaluate`` loads ``OUT/generator.keras`` and writes ``OUT/evaluation.json`` and
 ``.csv``. Attack and training times are saved in ``OUT/timings.json``.
@@ -84,27 +84,18 @@ def _timings(out: Path, **new) -> dict:
 
 
 def adversarial(out: Path, split: str, name: str, model, x, y, args, cfg) -> np.ndarray:
-    """``x_adv`` for one attack, cached in ``out/adv/<split>_<name>.npz`` (keyed by its params)."""
+    """``x_adv`` for one attack via :func:`advlab.attacks.adversarial_set`, cached chunk by chunk
+    in ``out/adv/`` (an interrupted attack resumes); its seconds go into ``timings.json``."""
     from advlab import attacks
 
     preset = "mnist" if args.dataset in ("mnist", "fashion_mnist") else "paper"
-    params = attacks.default_params(name, preset, cfg=cfg)
-    if args.eps is not None and "eps" in params:
+    params = {}
+    if args.eps is not None and "eps" in attacks.default_params(name, preset):
         params["eps"] = args.eps
-    path = out / "adv" / f"{split}_{name}.npz"
-    key = json.dumps({"params": params, "n": len(x)}, sort_keys=True)
-    if path.is_file():
-        with np.load(path) as f:
-            if str(f["key"]) == key:
-                return f["x_adv"]
-    print(f"[advlab] {name} on {len(x)} {split} images, params {params}")
-    t0 = time.perf_counter()
-    x_adv = attacks.attack(name, model, x, y, progress=not args.quiet, **params)
-    _timings(out, **{f"attack_{split}_{name}_s": time.perf_counter() - t0})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path.with_suffix(".tmp.npz"), x_adv=x_adv, key=key)
-    path.with_suffix(".tmp.npz").replace(path)
-    return x_adv
+    adv_set = attacks.adversarial_set(args.dataset, split, name, model, x, y, preset=preset, cfg=cfg,
+                                      folder=out / "adv", progress=not args.quiet, **params)
+    _timings(out, **{f"attack_{split}_{name}_s": adv_set.meta["results"]["seconds"]})
+    return adv_set.x_adv
 
 
 def cmd_train(args) -> dict | None:
