@@ -42,6 +42,7 @@ class Plan:
     ablation_attacks: tuple = ("fgsm", "pgd", "cw")
     ablation_epochs: int | None = None    # None: cfg.purifier_epochs
     grid_n: int = 6
+    purifier_epochs: int | None = None    # None: cfg.purifier_epochs
     purifier_kwargs: dict = field(default_factory=dict)   # passed to train_purifier (e.g. width)
     perceptual: str = "auto"              # "auto": VGG19 if its weights are on disk, else "classifier"
 
@@ -55,8 +56,11 @@ PLANS = {
                   transfer_archs=("mnist_cnn", "mnist_mlp"), transfer_attacks=("fgsm", "pgd"),
                   sweep_iterations=(5, 20), sweep_eps=(10 / 255, 0.3), eps_grid=(0.0, 0.1, 0.3),
                   sweep_n=100, ablation_blocks=(0, 1), ablation_attacks=("fgsm", "pgd"),
-                  ablation_epochs=1, grid_n=4,
-                  purifier_kwargs={"base_filters": 16, "max_filters": 64, "disc_filters": 16}),
+                  ablation_epochs=3, grid_n=4, purifier_epochs=4,
+                  # a narrow network, small batches and a larger step: ~50 s per purifier on 2 CPU
+                  # cores, enough to undo part of an attack (a real run uses the paper's settings)
+                  purifier_kwargs={"base_filters": 16, "max_filters": 64, "disc_filters": 16,
+                                   "batch_size": 16, "learning_rate": 1e-3}),
 }
 
 

@@ -14,13 +14,24 @@ from advlab.experiments.pipeline import Lab, Plan, checkpoint_path, plan as plan
 
 def _pkw(plan: Plan) -> dict:
     """Keyword arguments for :meth:`Lab.purifier` from the plan (width, perceptual backbone)."""
-    return {**plan.purifier_kwargs, "perceptual": plan.perceptual}
+    kw = {**plan.purifier_kwargs, "perceptual": plan.perceptual}
+    return {**kw, "epochs": plan.purifier_epochs} if plan.purifier_epochs else kw
 
 
 def versatile_purifier(lab: Lab, plan: Plan | None = None):
     """The purifier trained on the composite of ``plan.train_attacks`` (shared by 06, 07 and 09)."""
     plan = plan or plan_for(lab.cfg)
     return lab.purifier(plan.train_attacks, **_pkw(plan))
+
+
+def _state(name: str, lab: Lab, plan: Plan):
+    """Checkpoint file of one table: keyed by data, classifier, config and plan, so a changed
+    setting starts a fresh table instead of mixing old and new cells."""
+    from dataclasses import asdict
+
+    from advlab.experiments.pipeline import _digest
+
+    return checkpoint_path(f"{name}_{lab.tag}_{_digest([asdict(plan), asdict(lab.cfg), lab.arch])}")
 
 
 def _name(prefix: str, lab: Lab) -> str:
@@ -40,9 +51,10 @@ def run_matrix(lab: Lab, plan: Plan | None = None, versatile: bool = True, progr
     table = generalizability.generalizability_matrix(
         lambda a: lab.purifier(a, **kw), lab.classifier, lab.x_test, lab.y_test, plan.train_attacks,
         plan.test_attacks, attack_fn=lab.attack_fn("test"), extra_rows=extra,
-        checkpoint=checkpoint_path(f"{name}_{lab.tag}"), progress=progress,
+        checkpoint=_state(name, lab, plan), progress=progress,
         meta={"dataset": lab.dataset, "scale": lab.cfg.scale, "classifier": lab.arch,
-              "residual_blocks": lab.cfg.residual_blocks, "purifier_epochs": lab.cfg.purifier_epochs,
+              "residual_blocks": lab.cfg.residual_blocks, "purifier_epochs": plan.purifier_epochs or lab.cfg.purifier_epochs,
+              "purifier_kwargs": _pkw(plan),
               "attack_params": {a: lab.attack_params(a) for a in plan.test_attacks}})
     table.meta["seconds"] = round(time.perf_counter() - t0, 1)
     table.save(name)
@@ -62,7 +74,7 @@ def run_transfer(lab: Lab, plan: Plan | None = None, source_attacks=None, progre
     name = _name("06_transfer", lab)
     rows = generalizability.transfer_table(purifier, targets, lab.x_test, lab.y_test, plan.transfer_attacks,
                                            source=lab.arch, attack_fn=lab.attack_fn("test"),
-                                           checkpoint=checkpoint_path(f"{name}_{lab.tag}"), progress=progress)
+                                           checkpoint=_state(name, lab, plan), progress=progress)
     results.save_json(rows, name)
     results.save_csv(rows, name)
     return rows
@@ -83,11 +95,11 @@ def run_sweeps(lab: Lab, plan: Plan | None = None, purifier=None, progress: bool
     fn = lambda name, model, x_, y_, **p: lab.attack_fn("test")(name, model, x_, y_, **p)  # noqa: E731
     it_rows = sweeps.iteration_sweep(lab.classifier, purifier, x, y, attacks=plan.sweep_attacks,
                                      iterations=plan.sweep_iterations, eps_values=plan.sweep_eps, attack_fn=fn,
-                                     checkpoint=checkpoint_path(f"{it_name}_{lab.tag}"), progress=progress)
+                                     checkpoint=_state(f"{it_name}_{purifier.name}", lab, plan), progress=progress)
     sweeps.save_sweep(it_rows, it_name, sweeps.plot_iteration_sweep(it_rows, f"{lab.dataset}: {purifier.name}"))
     eps_rows = sweeps.eps_sweep(lab.classifier, purifier, x, y, attacks=plan.sweep_attacks, eps_values=plan.eps_grid,
                                 nb_iter=lab.cfg.attack_iters, attack_fn=fn,
-                                checkpoint=checkpoint_path(f"{eps_name}_{lab.tag}"), progress=progress)
+                                checkpoint=_state(f"{eps_name}_{purifier.name}", lab, plan), progress=progress)
     sweeps.save_sweep(eps_rows, eps_name, sweeps.plot_eps_sweep(eps_rows, f"{lab.dataset}: {purifier.name}"))
     return it_rows, eps_rows
 
@@ -101,12 +113,12 @@ def run_ablation(lab: Lab, plan: Plan | None = None, progress: bool = True):
     name = _name("08_ablation", lab)
 
     def train_fn(blocks):
-        return lab.purifier(plan.ablation_attacks, residual_blocks=blocks, epochs=epochs, return_stats=True,
-                            **_pkw(plan))
+        kw = {k: v for k, v in _pkw(plan).items() if k != "epochs"}
+        return lab.purifier(plan.ablation_attacks, residual_blocks=blocks, epochs=epochs, return_stats=True, **kw)
 
     rows = ablation.residual_block_ablation(train_fn, lab.classifier, lab.x_test, lab.y_test, x_adv,
                                             blocks=plan.ablation_blocks,
-                                            checkpoint=checkpoint_path(f"{name}_{lab.tag}_ep{epochs}"),
+                                            checkpoint=_state(name, lab, plan),
                                             progress=progress)
     from advlab import classifiers
 
