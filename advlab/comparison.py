@@ -1,0 +1,267 @@
+"""The defence comparison: every purifier on the same attacked images, under every threat model.
+
+Rows are defences, columns are ``<mode>:<attack>`` accuracies (in %) plus PSNR, ms/image and
+training time. Modes (named in every column):
+
+* ``gray-box``   - x_adv crafted on the classifier alone, then purified (the papers' setting);
+* ``e2e``        - end-to-end white-box: the attack differentiates through purifier + classifier
+  (learned purifiers only; empty for non-differentiable ones);
+* ``bpda``       - the same attack with the purifier's backward pass replaced by the identity
+  (all defences; "BPDA-I" for learned ones);
+* random purifiers (TV minimisation, the noisy auto-encoder) are attacked with EOT in ``e2e`` and
+  ``bpda`` (``eot_samples`` draws, see :mod:`advlab.adaptive`);
+* ``save-png`` / ``save-jpeg`` / ``print-scan`` - the gray-box x_adv of ``channel_attack`` goes
+  through the image channel of :mod:`advlab.transforms` before purification.
+
+``run_comparison(lab, plan)`` returns a :class:`Comparison` (wide table + long per-cell rows with
+the number of images of each cell) and saves ``10_defences_<dataset>_<scale>.{csv,json,png}``.
+Per-cell results are checkpointed, so an interrupted full run resumes where it stopped.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+CHANNELS = ("save-png", "save-jpeg", "print-scan")
+LEARNED = ("residual_cgan", "versatile_pix2pix", "autoencoder", "autoencoder_noisy", "cap_gan")
+CLASSICAL = ("bit_depth", "median", "jpeg", "tvm", "wavelet")
+DEFENCES = ("none",) + LEARNED + CLASSICAL
+
+
+@dataclass(frozen=True)
+class ComparisonPlan:
+    """What one comparison run does (``PLANS[cfg.scale]``, fields overridable)."""
+
+    defences: tuple = DEFENCES
+    gray_attacks: tuple = ("fgsm", "pgd", "mifgsm", "cw")
+    adaptive_attacks: tuple = ("pgd", "mifgsm", "autoattack")
+    channel_attack: str = "pgd"
+    channels: tuple = CHANNELS
+    n_eval: int | None = 1000            # test images for every cell (None: all of lab.x_test)
+    n_adaptive: int | None = 1000        # images for e2e / bpda cells ...
+    n_adaptive_slow: int = 100           # ... or this many when one attack step costs > slow_ms per image
+    slow_ms: float = 5.0
+    eot_samples: int = 10
+    print_scan_strength: float = 0.5
+    learned_attacks: tuple = ("fgsm", "pgd")          # training composite of AE and CAP-GAN
+    cgan_attacks: tuple = ("fgsm", "pgd", "cw")       # residual cGAN: the paper's three
+    versatile_attacks: tuple = ("fgsm", "bim", "pgd", "mifgsm", "cw", "autoattack")
+    ae_epochs: int = 20
+    capgan_epochs: int = 10
+    capgan_pairs: int | None = 20000     # CAP-GAN trains on this many pairs (None: all)
+    capgan_filters: int = 32
+    capgan_eager: bool = False           # smoke: skip the ~1 min graph compilation for 2 steps
+    purifier_kwargs: dict = field(default_factory=dict)   # residual cGAN / pix2pix width
+
+    def replace(self, **changes) -> "ComparisonPlan":
+        return replace(self, **changes)
+
+
+PLANS = {
+    "full": ComparisonPlan(),
+    "smoke": ComparisonPlan(
+        gray_attacks=("fgsm", "pgd"), adaptive_attacks=("pgd",), n_eval=100, n_adaptive=50,
+        n_adaptive_slow=8, eot_samples=4, ae_epochs=3, capgan_epochs=1, capgan_pairs=256,
+        capgan_filters=8, capgan_eager=True, cgan_attacks=("fgsm", "pgd"), versatile_attacks=("fgsm", "pgd"),
+        purifier_kwargs={"base_filters": 16, "max_filters": 64, "disc_filters": 16}),
+}
+
+
+def plan_for(cfg, **overrides) -> ComparisonPlan:
+    p = PLANS[cfg.scale]
+    unknown = set(overrides) - set(ComparisonPlan.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"Unknown ComparisonPlan field(s): {sorted(unknown)}")
+    return p.replace(**overrides) if overrides else p
+
+
+# ---------------------------------------------------------------- building the defences
+
+
+def build_defence(name: str, lab, plan: ComparisonPlan):
+    """Return ``(purifier, train_seconds)`` for defence ``name`` (learned ones trained once, cached)."""
+    from advlab.paths import cache_dir
+    from advlab.purifiers import Identity, classical
+
+    if name == "none":
+        return Identity(), 0.0
+    if name in CLASSICAL:
+        return classical.build_classical(name, **classical.mnist_defaults()[name]), 0.0
+    if name in ("residual_cgan", "versatile_pix2pix"):
+        from advlab.experiments.pipeline import resolve_perceptual
+
+        kw = dict(plan.purifier_kwargs, perceptual=resolve_perceptual("auto", lab.verbose))
+        if name == "residual_cgan":
+            p, stats = lab.purifier(plan.cgan_attacks, return_stats=True, **kw)
+        else:   # the versatile defence: 0 residual blocks (pix2pix), multi-step schedule, composite
+            p, stats = lab.purifier(plan.versatile_attacks, residual_blocks=0, return_stats=True,
+                                    schedule="multistep", **kw)
+        p.name = name
+        secs = stats.get("seconds_per_epoch")
+        return p, (secs * stats["epochs"] if secs is not None else float("nan"))
+    if name not in LEARNED:
+        raise ValueError(f"Unknown defence {name!r}; choose from {DEFENCES}.")
+    key = f"{lab.tag}_{lab.arch}_{'+'.join(plan.learned_attacks)}"
+    if name.startswith("autoencoder"):
+        from advlab.purifiers import autoencoder as ae
+
+        folder = cache_dir("experiments", "defences", f"ae_{key}_ep{plan.ae_epochs}")
+        p = ae.load_autoencoder(folder)
+        if p is None:
+            x_adv, x_clean = lab.training_pairs(plan.learned_attacks)
+            p = ae.train_autoencoder(x_adv, x_clean, epochs=plan.ae_epochs, batch_size=lab.cfg.batch_size,
+                                     seed=lab.cfg.seed, verbose=2 if lab.verbose else 0)
+            ae.save_autoencoder(p, folder)
+        if name == "autoencoder_noisy":
+            p = ae.with_inference_noise(p)
+        p.name = name
+        return p, p.train_seconds
+    from advlab.purifiers import capgan
+
+    folder = cache_dir("experiments", "defences",
+                       f"capgan_{key}_ep{plan.capgan_epochs}_n{plan.capgan_pairs}_f{plan.capgan_filters}")
+    x_adv, x_clean = (None, None) if capgan.load_capgan(folder) else lab.training_pairs(plan.learned_attacks)
+    if x_adv is not None and plan.capgan_pairs is not None:
+        x_adv, x_clean = x_adv[:plan.capgan_pairs], x_clean[:plan.capgan_pairs]
+    if x_adv is None:
+        p = capgan.load_capgan(folder)
+    else:
+        p = capgan.train_capgan(x_adv, x_clean, lab.classifier, epochs=plan.capgan_epochs,
+                                batch_size=128, base_filters=plan.capgan_filters, seed=lab.cfg.seed,
+                                out_dir=folder, verbose=2 if lab.verbose else 0,
+                                run_eagerly=plan.capgan_eager)
+    return p, p.train_seconds
+
+
+# ---------------------------------------------------------------- the run
+
+
+@dataclass
+class Comparison:
+    """Wide table (one row per defence) and long cells (defence, mode, attack, n, accuracy)."""
+
+    dataset: str
+    scale: str
+    rows: list
+    cells: list
+    meta: dict
+
+    def to_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame(self.rows).set_index("defence")
+
+    def save(self, name: str | None = None) -> dict:
+        from advlab import results
+
+        name = name or f"10_defences_{self.dataset}_{self.scale}"
+        return {"csv": results.save_csv(self.rows, name),
+                "cells_csv": results.save_csv(self.cells, name + "_cells"),
+                "json": results.save_json({"meta": self.meta, "rows": self.rows, "cells": self.cells}, name)}
+
+
+def _accuracy(model, purifier, x, y, batch_size):
+    from advlab.classifiers import predict_labels
+
+    return 100.0 * float(np.mean(predict_labels(model, purifier(x, batch_size=batch_size), batch_size) == y))
+
+
+def _state(name):
+    from advlab.experiments.pipeline import checkpoint_path
+
+    path = checkpoint_path(name)
+    return path, (json.loads(path.read_text()) if path.is_file() else {})
+
+
+def run_comparison(lab, plan: ComparisonPlan | None = None, progress: bool = True, save: bool = True) -> Comparison:
+    """Fill the defence table for ``lab`` (see the module docstring); resumable per cell."""
+    from tqdm.auto import tqdm
+
+    from advlab import adaptive, evaluation, transforms
+
+    plan = plan or plan_for(lab.cfg)
+    n = len(lab.x_test) if plan.n_eval is None else min(plan.n_eval, len(lab.x_test))
+    x, y, f, bs = lab.x_test[:n], lab.y_test[:n], lab.classifier, lab.cfg.batch_size
+    gray = {a: lab.adversarial(a)[:n] for a in dict.fromkeys(plan.gray_attacks + (plan.channel_attack,))}
+    channelled = {c: transforms.apply(c, gray[plan.channel_attack], seed=lab.cfg.seed,
+                                      strength=plan.print_scan_strength) for c in plan.channels}
+    state_path, state = _state(f"10_defences_{lab.tag}_{lab.arch}_{lab.cfg.scale}")
+    cells, rows = [], []
+    bar = tqdm(plan.defences, desc="defences", disable=not progress)
+    for name in bar:
+        bar.set_postfix_str(name)
+        purifier, train_s = build_defence(name, lab, plan)
+        done = state.get(name, {})
+        row = {"defence": name}
+
+        def cell(mode, attack, n_used, compute, note=""):
+            key = f"{mode}:{attack}"
+            if key not in done:
+                t0 = time.perf_counter()
+                done[key] = {"acc": compute(), "n": n_used, "note": note, "seconds": time.perf_counter() - t0}
+                state[name] = done
+                state_path.write_text(json.dumps(state, indent=1))
+            row[key] = done[key]["acc"]
+            cells.append({"defence": name, "mode": mode, "attack": attack, **done[key]})
+
+        cell("clean", "none", n, lambda: _accuracy(f, purifier, x, y, bs))
+        for a in plan.gray_attacks:
+            cell("gray-box", a, n, lambda a=a: _accuracy(f, purifier, gray[a], y, bs))
+        ms = evaluation.ms_per_image(purifier, x[:min(n, 256)], batch_size=bs, repeats=1)
+        eot = plan.eot_samples if purifier.stochastic else 1
+        n_adv = plan.n_adaptive if ms * eot <= plan.slow_ms else plan.n_adaptive_slow
+        n_adv = n if n_adv is None else min(n_adv, n)
+        for mode in ("e2e", "bpda"):
+            gradient = adaptive.mode_for(purifier, mode)
+            for a in plan.adaptive_attacks:
+                if gradient is None:
+                    row[f"{mode}:{a}"] = float("nan")
+                    cells.append({"defence": name, "mode": mode, "attack": a, "acc": None, "n": 0,
+                                  "note": "n/a: purifier not differentiable (see bpda)", "seconds": 0.0})
+                    continue
+                note = f"gradient={gradient}" + (f", EOT-{eot}" if eot > 1 else "")
+
+                def run(a=a, gradient=gradient):
+                    x_adv = adaptive.adaptive_attack(a, purifier, f, x[:n_adv], y[:n_adv], gradient=gradient,
+                                                     eot_samples=eot, batch_size=bs, progress=False,
+                                                     seed=lab.cfg.seed, **lab.attack_params(a))
+                    return _accuracy(f, purifier, x_adv, y[:n_adv], bs)
+                cell(mode, a, n_adv, run, note)
+        for c in plan.channels:
+            cell(c, plan.channel_attack, n, lambda c=c: _accuracy(f, purifier, channelled[c], y, bs))
+        x_pur = purifier(gray[plan.channel_attack], batch_size=bs)
+        row["psnr_db"] = float(np.mean(evaluation.psnr(x_pur, x)))
+        row["ms_per_image"] = ms
+        row["train_s"] = float(train_s) if train_s is not None else float("nan")
+        row["stochastic"] = bool(purifier.stochastic)
+        rows.append(row)
+    meta = {"dataset": lab.dataset, "scale": lab.cfg.scale, "classifier": lab.arch, "n_eval": n,
+            "plan": {k: v for k, v in plan.__dict__.items()}, "preset": lab.preset,
+            "psnr": f"purified gray-box {plan.channel_attack} vs clean",
+            "accuracy": "percent of test images classified correctly after purification"}
+    result = Comparison(lab.dataset, lab.cfg.scale, rows, cells, meta)
+    if save:
+        result.save()
+        from advlab import viz
+
+        fig = plot_comparison(result)
+        viz.savefig(fig, f"10_defences_{lab.dataset}_{lab.cfg.scale}")
+    return result
+
+
+def plot_comparison(result: Comparison):
+    """The table as an annotated heatmap: rows = defences, columns = clean and mode:attack."""
+    from advlab import viz
+
+    frame = result.to_frame()
+    cols = [c for c in frame.columns if ":" in c or c == "clean:none"]
+    values = frame[cols].astype(float).to_numpy()
+    labels = [c.replace("clean:none", "clean") for c in cols]
+    fig = viz.heatmap(values, list(frame.index), labels, fmt="{:.0f}",
+                      title=f"Accuracy (%) - {result.dataset}, {result.scale}, n={result.meta['n_eval']}",
+                      cmap="RdYlGn")
+    fig.set_size_inches(0.75 * len(labels) + 3, 0.45 * len(frame) + 2)
+    return fig
