@@ -63,11 +63,17 @@ def _onehot(y, n):
 def _seeded(seed, batch, fn, *args, **kwargs):
     """Run ``fn`` with numpy's global RNG (which ART samples from) seeded by (seed, batch),
     then restore the caller's RNG state."""
+    import tensorflow as tf
+
     state = np.random.get_state()
     np.random.seed((int(seed) * 100_003 + int(batch)) % 2**32)
+    logger = tf.get_logger()
+    level = logger.level
+    logger.setLevel("ERROR")  # ART's predict retraces for each batch size; the warning is noise
     try:
         return fn(*args, **kwargs)
     finally:
+        logger.setLevel(level)
         np.random.set_state(state)
 
 
@@ -78,10 +84,8 @@ def make_deepfool(model, params, seed):
     atk = DeepFool(clf, max_iter=int(params["max_iter"]), epsilon=float(params["overshoot"]),
                    nb_grads=int(params["nb_grads"]), batch_size=128, verbose=False)
 
-    def run(x, y, batch):
-        # ART's DeepFool attacks the predicted class (y is not used by ART here)
-        return atk.generate(np.asarray(x))
-    return run
+    # ART's DeepFool attacks the predicted class (it does not use y)
+    return lambda x, y, batch: _seeded(seed, batch, atk.generate, np.asarray(x))
 
 
 def _square(clf, eps, queries, restarts, batch_size=128):

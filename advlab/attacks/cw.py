@@ -26,6 +26,11 @@ import numpy as np
 import tensorflow as tf
 
 _COMPILED: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+# Pixels at exactly 0 or 1 sit where tanh is flat (atanh(1 - 1e-6) = 7.25): Adam then needs
+# ~70 steps of lr 0.1 before such a pixel moves. Starting them at atanh(0.999) = 3.8 (a change
+# of 0.0005 per pixel, L2 < 0.015 on MNIST) lifts the success rate at 30 steps from 93% to 99%
+# with a smaller median L2 (measured on the sample MNIST CNN, 150 test images).
+TANH_CLAMP = 1e-3
 
 
 def _build(model):
@@ -40,7 +45,7 @@ def _build(model):
     def optimise(x, y, const, steps, lr, kappa):
         axes = list(range(1, len(shape)))
         onehot = tf.one_hot(y, n_cls)
-        w0 = tf.atanh(tf.clip_by_value(2.0 * x - 1.0, -1 + 1e-6, 1 - 1e-6))
+        w0 = tf.atanh(tf.clip_by_value(2.0 * x - 1.0, -1 + TANH_CLAMP, 1 - TANH_CLAMP))
         n = tf.shape(x)[0]
         cexp = tf.reshape(const, [-1] + [1] * (len(shape) - 1))
         beta1, beta2, tiny = 0.9, 0.999, 1e-8
