@@ -208,11 +208,13 @@ def train_purifier(x_adv, x_clean, cfg=None, out_dir=None, *, config=None, class
 
     Args:
         x_adv, x_clean: float32 NHWC arrays in [0, 1], same shape (never modified).
-        cfg: a :class:`advlab.config.LabConfig`; supplies ``residual_blocks``, ``purifier_epochs``
-            and ``batch_size`` unless ``config``/``overrides`` say otherwise.
+        cfg: a :class:`advlab.config.LabConfig`; when ``config`` is not given the architecture
+            and budget come from ``CGANConfig.for_scale(cfg)`` (its residual blocks, purifier
+            epochs, batch size; narrower networks at smoke scale).
         out_dir: run folder for checkpoints, ``history.csv``, sample grids, ``train_info.json``,
             ``run.json`` and the final ``generator.keras``. Default: ``cache_dir("purifiers", <hash>)``.
-        config: a full :class:`~advlab.purifiers.residual_cgan.CGANConfig`; ``overrides`` (e.g.
+        config: a full :class:`~advlab.purifiers.residual_cgan.CGANConfig` (takes precedence over
+            ``cfg``); ``overrides`` (e.g.
             ``epochs=3, perceptual="classifier", base_filters=16``) replace single fields.
         classifier: the target model, needed for ``perceptual="classifier"``.
         resume: continue from the last checkpoint in ``out_dir`` (a finished run returns at once).
@@ -224,10 +226,8 @@ def train_purifier(x_adv, x_clean, cfg=None, out_dir=None, *, config=None, class
     from advlab.purifiers.residual_cgan import CGANConfig, _check_params, as_purifier, make_trainer
 
     _check_pairs(x_adv, x_clean)
-    config = config or CGANConfig()
-    if cfg is not None:
-        config = config.replace(residual_blocks=cfg.residual_blocks, epochs=cfg.purifier_epochs,
-                                batch_size=cfg.batch_size)
+    if config is None:
+        config = CGANConfig.for_scale(cfg) if cfg is not None else CGANConfig()
     config = config.replace(**overrides) if overrides else config
     _check_params(config, x_adv.shape[1:])
     run = _fingerprint(x_adv, x_clean, config)

@@ -58,6 +58,15 @@ class CGANConfig:
     def replace(self, **changes) -> "CGANConfig":
         return replace(self, **changes)
 
+    @classmethod
+    def for_scale(cls, cfg) -> "CGANConfig":
+        """Defaults for a :class:`~advlab.config.LabConfig`: its residual blocks, purifier epochs
+        and batch size; at ``smoke`` scale also 16 instead of 64 base filters in G and D, so a
+        notebook trains in seconds on a CPU (``full`` keeps the paper's widths)."""
+        width = 16 if cfg.scale == "smoke" else 64
+        return cls(residual_blocks=cfg.residual_blocks, epochs=cfg.purifier_epochs,
+                   batch_size=cfg.batch_size, base_filters=width, disc_filters=width)
+
     def to_dict(self) -> dict:
         return asdict(self)
 
