@@ -64,7 +64,7 @@ PLANS = {
     "full": ComparisonPlan(),
     "smoke": ComparisonPlan(
         gray_attacks=("fgsm", "pgd"), adaptive_attacks=("pgd",), n_eval=100, n_adaptive=50,
-        n_adaptive_slow=8, eot_samples=4, ae_epochs=3, capgan_epochs=1, capgan_pairs=256,
+        n_adaptive_slow=8, eot_samples=2, ae_epochs=3, capgan_epochs=1, capgan_pairs=256,
         capgan_filters=8, capgan_eager=True, cgan_attacks=("fgsm", "pgd"), versatile_attacks=("fgsm", "pgd"),
         purifier_kwargs={"base_filters": 16, "max_filters": 64, "disc_filters": 16}),
 }

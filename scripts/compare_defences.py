@@ -32,8 +32,109 @@ def parse(argv=None):
     p.add_argument("--n-adaptive", type=int, default=None, help="images per e2e/BPDA cell")
     p.add_argument("--defences", default=None, help="comma-separated subset of advlab.comparison.DEFENCES")
     p.add_argument("--adaptive-attacks", default=None, help="e.g. pgd,mifgsm,autoattack")
+    p.add_argument("--estimate", action="store_true",
+                   help="time short probes at the chosen scale and print the expected run time (no run)")
     p.add_argument("--quiet", action="store_true")
     return p.parse_args(argv)
+
+
+def _timed(fn, repeat_fn=None):
+    fn()                                   # warm-up: graph tracing is not counted
+    t0 = time.perf_counter()
+    (repeat_fn or fn)()
+    return time.perf_counter() - t0
+
+
+def estimate(dataset: str, cfg, plan, probe: int = 16) -> list[dict]:
+    """Expected seconds of each part of a comparison run, from short probes on this machine.
+
+    Per-image attack costs on the bare classifier (advlab.experiments.estimate); per-pair
+    training costs of each learned purifier at its full architecture (one timed epoch after a
+    warm-up); adaptive attacks timed as PGD through every defence for 4 iterations, scaled
+    to the plan's iterations and, for MI-FGSM/AutoAttack, by their cost ratio to PGD on the
+    bare classifier. Classifier training and the attacks cached by other runs are included,
+    so a machine that already ran notebooks 06-09 needs less. Untrained networks are timed
+    (run time does not depend on the weights).
+    """
+    import dataclasses
+
+    import numpy as np
+
+    from advlab import adaptive, data, evaluation
+    from advlab.experiments import estimate as est
+    from advlab.experiments.pipeline import Lab, plan as exp_plan
+    from advlab.purifiers import autoencoder, capgan, classical, KerasPurifier, Identity, residual_cgan
+
+    smoke = __import__("advlab.config", fromlist=["get_config"]).get_config("smoke")
+    from advlab.experiments.pipeline import prepare
+
+    lab0 = prepare(dataset, smoke, verbose=False)       # a small trained classifier is enough to time
+    lab = dataclasses.replace(lab0, cfg=cfg)
+    n_train = len(data.load(dataset, "train", source=cfg.data_source, limit=cfg.n_train, verbose=False)[1])
+    n_eval = plan.n_eval or 10000
+    rows, cost = [], {}
+
+    def attack_cost(a):
+        if a not in cost:
+            cost[a] = est.seconds_per_image_attack(lab, a, probe)
+            print(f"  probe: {a} {1000 * cost[a]:.1f} ms/image", flush=True)
+        return cost[a]
+
+    train_attacks = dict.fromkeys(plan.cgan_attacks + plan.versatile_attacks + plan.learned_attacks)
+    for a in train_attacks:
+        rows.append({"part": f"attack {a} on {n_train} training images (cached, shared)",
+                     "seconds": attack_cost(a) * n_train})
+    for a in dict.fromkeys(plan.gray_attacks + (plan.channel_attack,)):
+        rows.append({"part": f"attack {a} on {n_eval} test images", "seconds": attack_cost(a) * n_eval})
+    kw = exp_plan(cfg).replace(purifier_kwargs=plan.purifier_kwargs)
+    for name, blocks in (("residual_cgan", cfg.residual_blocks), ("versatile_pix2pix", 0)):
+        c = est.purifier_costs(lab, kw, blocks)
+        rows.append({"part": f"train {name} ({blocks} blocks, {cfg.purifier_epochs} epochs, {n_train} pairs)",
+                     "seconds": c["train_s_per_pair_epoch"] * n_train * cfg.purifier_epochs})
+    x, xa = lab.x_train[:512], np.clip(lab.x_train[:512] + 0.2, 0, 1)
+    ae = autoencoder.build_autoencoder(x.shape[1:])
+    ae.compile("adam", "mse")
+    secs = _timed(lambda: ae.fit(xa[:128], x[:128], epochs=1, verbose=0), lambda: ae.fit(xa, x, epochs=1, verbose=0))
+    rows.append({"part": f"train autoencoder ({plan.ae_epochs} epochs, {n_train} pairs)",
+                 "seconds": secs / len(x) * n_train * plan.ae_epochs})
+    n_cap = min(plan.capgan_pairs or n_train, n_train)
+    tr = capgan.CAPGANTrainer(*(capgan.build_generator(x.shape[1:], plan.capgan_filters, name=n) for n in ("a", "b")),
+                              *(capgan.build_discriminator(x.shape[1:], plan.capgan_filters, name=n) for n in ("c", "d")),
+                              lab.classifier)
+    tr.compile(capgan.make_optimizer(10), capgan.make_optimizer(10))
+    secs = _timed(lambda: tr.fit(xa[:128], x[:128], batch_size=128, epochs=1, verbose=0),
+                  lambda: tr.fit(xa[:256], x[:256], batch_size=128, epochs=1, verbose=0))
+    rows.append({"part": f"train cap_gan ({plan.capgan_epochs} epochs, {n_cap} pairs)",
+                 "seconds": secs / 256 * n_cap * plan.capgan_epochs})
+    print(f"  probe: cap_gan {1000 * secs / 256:.1f} ms per pair per epoch", flush=True)
+    # adaptive attacks: PGD through each defence, 4 iterations, then scaled
+    shape = x.shape[1:]
+    stand_ins = {"none": Identity(),
+                 "residual_cgan": KerasPurifier(residual_cgan.build_generator(shape, cfg.residual_blocks)),
+                 "versatile_pix2pix": KerasPurifier(residual_cgan.build_generator(shape, 0)),
+                 "autoencoder": autoencoder.AutoencoderPurifier(ae),
+                 "cap_gan": capgan.CAPGANPurifier(capgan.build_generator(shape, plan.capgan_filters))}
+    stand_ins["autoencoder_noisy"] = autoencoder.with_inference_noise(stand_ins["autoencoder"])
+    pgd = lab.attack_params("pgd")
+    ratio = {a: attack_cost(a) / attack_cost("pgd") for a in plan.adaptive_attacks}
+    for name in plan.defences:
+        p = stand_ins.get(name) or classical.build_classical(name, **classical.mnist_defaults()[name])
+        eot = plan.eot_samples if p.stochastic else 1
+        xs, ys = lab.x_test[:8], lab.y_test[:8]
+        run = lambda g: adaptive.adaptive_attack("pgd", p, lab.classifier, xs, ys, gradient=g,  # noqa: E731
+                                                 eot_samples=eot, progress=False, **{**pgd, "nb_iter": 4})
+        for mode in ("e2e", "bpda"):
+            g = adaptive.mode_for(p, mode)
+            if g is None:
+                continue
+            per_iter = _timed(lambda: run(g)) / len(xs) / 4
+            ms = evaluation.ms_per_image(p, lab.x_test[:64], repeats=1)      # the runner's rule
+            n_adv = plan.n_adaptive if ms * eot <= plan.slow_ms else plan.n_adaptive_slow
+            for a in plan.adaptive_attacks:
+                rows.append({"part": f"{mode} {a} through {name} on {min(n_adv or n_eval, n_eval)} images",
+                             "seconds": per_iter * pgd["nb_iter"] * ratio[a] * min(n_adv or n_eval, n_eval)})
+        print(f"  probe: PGD step through {name}: {1000 * per_iter:.2f} ms/image", flush=True)
+    return rows
 
 
 def main(argv=None) -> int:
@@ -59,6 +160,15 @@ def main(argv=None) -> int:
     if args.adaptive_attacks:
         overrides["adaptive_attacks"] = tuple(a.strip() for a in args.adaptive_attacks.split(","))
     plan = comparison.plan_for(cfg, **overrides)
+    if cfg.n_test is None or (plan.n_eval is not None and cfg.n_test > plan.n_eval):
+        cfg = cfg.replace(n_test=plan.n_eval)     # attack only the test images that are evaluated
+    if args.estimate:
+        rows = estimate(args.dataset, cfg, plan)
+        total = sum(r["seconds"] for r in rows)
+        for r in sorted(rows, key=lambda r: -r["seconds"]):
+            print(f"{r['seconds'] / 3600:8.2f} h  {r['part']}")
+        print(f"total ≈ {total / 3600:.1f} h on this machine (order of magnitude; CPU load from other jobs changes it)")
+        return 0
     t0 = time.perf_counter()
     lab = prepare(args.dataset, cfg, verbose=not args.quiet)
     result = comparison.run_comparison(lab, plan, progress=not args.quiet)
