@@ -26,7 +26,7 @@ def seconds_per_image_attack(lab: Lab, attack: str, n: int = 32, **params) -> fl
     return (time.perf_counter() - t0) / len(x)
 
 
-def purifier_costs(lab: Lab, plan: Plan, blocks: int, n_pairs: int = 256) -> dict:
+def purifier_costs(lab: Lab, plan: Plan, blocks: int, n_pairs: int = 64) -> dict:
     """Seconds per training pair per epoch and per purified image, at ``blocks`` residual blocks."""
     from advlab.experiments.pipeline import resolve_perceptual
     from advlab.perceptual import make_perceptual
@@ -35,6 +35,7 @@ def purifier_costs(lab: Lab, plan: Plan, blocks: int, n_pairs: int = 256) -> dic
     x = lab.x_train[:n_pairs]
     x_adv = np.clip(x + np.random.default_rng(0).uniform(-0.3, 0.3, x.shape).astype(np.float32), 0, 1)
     config = CGANConfig(residual_blocks=blocks, batch_size=lab.cfg.batch_size).replace(**plan.purifier_kwargs)
+    config = config.replace(batch_size=min(config.batch_size, max(len(x) // 2, 1)))   # probe: 2 batches
     spec = resolve_perceptual(plan.perceptual, verbose=False)
     perceptual = make_perceptual(spec, x.shape[1:], classifier=lab.classifier, verbose=False)
     trainer = make_trainer(x.shape[1:], config, perceptual=perceptual)
@@ -46,7 +47,10 @@ def purifier_costs(lab: Lab, plan: Plan, blocks: int, n_pairs: int = 256) -> dic
     purifier(x_adv[:8])
     t0 = time.perf_counter()
     purifier(x_adv)
-    return {"train_s_per_pair_epoch": train, "purify_s_per_image": (time.perf_counter() - t0) / len(x)}
+    out = {"train_s_per_pair_epoch": train, "purify_s_per_image": (time.perf_counter() - t0) / len(x)}
+    print(f"  probe: purifier with {blocks} blocks: {1000 * train:.1f} ms per pair per epoch, "
+          f"{1000 * out['purify_s_per_image']:.2f} ms per purified image", flush=True)
+    return out
 
 
 def _fmt(seconds: float) -> str:
@@ -55,16 +59,23 @@ def _fmt(seconds: float) -> str:
 
 def estimate(what: str, lab: Lab, plan: Plan, n_train: int, n_test: int, epochs: int,
              probe_images: int = 32) -> list[dict]:
-    """Rows ``{part, count, seconds}`` for ``what`` in matrix | transfer | sweeps | ablation | grids."""
+    """Rows ``{part, seconds, time}`` for ``what`` in matrix | transfer | sweeps | ablation | grids.
+
+    Probes print as they go; tracing the paper-width generator alone takes ~2 min on 2 CPU cores.
+    Sweeps assume the purifier is already trained (by the matrix run).
+    """
     rows = []
     attack_cost = {}
 
     def cost(attack, **params):
         key = (attack, tuple(sorted(params.items())))
         if key not in attack_cost:
-            attack_cost[key] = seconds_per_image_attack(lab, attack, probe_images, **params)
+            attack_cost[key] = seconds_per_image_attack(lab, attack, probe_for(attack), **params)
+            print(f"  probe: {attack} {params or ''} {attack_cost[key] * 1000:.1f} ms/image", flush=True)
         return attack_cost[key]
 
+    slow = {"cw", "deepfool", "autoattack"}
+    probe_for = lambda a: max(probe_images // 4, 4) if a in slow else probe_images  # noqa: E731
     if what in ("matrix", "transfer", "grids"):
         pur = purifier_costs(lab, plan, lab.cfg.residual_blocks)
         train_attacks = plan.train_attacks
