@@ -223,3 +223,11 @@ def test_matrix_plot_saved(world):
     path = viz.savefig(ex.plot_matrix(table, "stand-in"), "06_matrix_test")
     assert path.name == "06_matrix_test.png" and path.stat().st_size > 1000
     assert not math.isnan(table.to_frame("G").loc["pgd", "fgsm"])
+
+
+def test_default_step_never_exceeds_eps():
+    from advlab.experiments.sweeps import default_step
+
+    assert default_step("pgd", 0.3, 40) == pytest.approx(2.5 * 0.3 / 40)
+    assert default_step("pgd", 0.3, 2) == 0.3                     # 2.5 * 0.3 / 2 would leave the ball
+    assert default_step("mifgsm", 0.3, 10) == pytest.approx(0.03)

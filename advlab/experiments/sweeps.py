@@ -25,8 +25,9 @@ PAPER_ITERATIONS = tuple(range(10, 101, 10))
 
 
 def default_step(attack: str, eps: float, nb_iter: int) -> float:
-    """Step size per iteration: ``eps / nb_iter`` for MI-FGSM, ``2.5 eps / nb_iter`` otherwise."""
-    return eps / nb_iter if attack in ("mifgsm", "mi_fgsm", "mim") else 2.5 * eps / nb_iter
+    """Step size per iteration: ``eps / nb_iter`` for MI-FGSM, ``2.5 eps / nb_iter`` otherwise,
+    never larger than eps (one step cannot usefully leave the eps-ball)."""
+    return eps / nb_iter if attack in ("mifgsm", "mi_fgsm", "mim") else min(eps, 2.5 * eps / nb_iter)
 
 
 def eps_label(eps: float) -> str:
