@@ -161,8 +161,15 @@ def get_classifier(dataset: str, cfg=None, arch: str | None = None, retrain: boo
     ds = data.info(dataset)
     arch = (arch or DEFAULT_ARCH[ds.name]).lower()
     if ds.name == "imagenet":
-        model = build_classifier(arch, input_shape=ds.image_shape, num_classes=1000, weights="imagenet")
-        return model
+        try:
+            return build_classifier(arch, input_shape=ds.image_shape, num_classes=1000, weights="imagenet")
+        except Exception as err:  # keras raises a bare Exception for a failed download
+            if isinstance(err, ValueError) and "Unknown classifier" in str(err):
+                raise
+            raise RuntimeError(
+                f"Could not get the pretrained ImageNet weights of {arch} ({type(err).__name__}: {err}). "
+                "Keras downloads them once (needs internet) into ~/.keras/models. Offline, build the "
+                f"untrained wrapper with build_classifier({arch!r}, weights=None) and say so.") from err
     name = checkpoint_name(ds.name, arch, cfg.data_source, cfg.n_train, cfg.classifier_epochs, cfg.seed)
     path = cache_dir("classifiers") / name
     if path.is_file() and not retrain:

@@ -90,3 +90,14 @@ def test_get_classifier_trains_once_then_loads(capsys):
     second = classifiers.get_classifier("mnist", cfg, arch="mnist_mlp", verbose=True)
     assert "loaded mnist_mlp" in capsys.readouterr().out
     assert classifiers.fingerprint(first) == classifiers.fingerprint(second)
+
+
+def test_imagenet_without_internet_says_how_to_proceed(monkeypatch):
+    import keras
+
+    def offline(*args, **kwargs):
+        raise Exception("URL fetch failure: Name or service not known")
+
+    monkeypatch.setattr(keras.applications, "ResNet50V2", offline)
+    with pytest.raises(RuntimeError, match=r"pretrained ImageNet weights of resnet50v2.*weights=None"):
+        classifiers.get_classifier("imagenet", arch="resnet50v2")
