@@ -36,7 +36,7 @@ class AttackSpec:
     title: str
     library: str
     norm: str                 # "linf" (bounded by eps) or "l2" (minimises the L2 norm)
-    deterministic: bool       # same inputs and seed -> same output
+    deterministic: bool       # same inputs and seed -> same output (random parts are seeded)
     defaults: dict = field(default_factory=dict)
     loader: str = ""          # "module:function" that makes a batch runner (imported lazily)
     mnist: dict = field(default_factory=dict)   # overrides for the MNIST-style preset
@@ -66,10 +66,10 @@ REGISTRY: dict[str, AttackSpec] = {s.name: s for s in (
                 "confidence": 0.0}, "cw:make_cw"),
     AttackSpec("deepfool", "DeepFool (Moosavi-Dezfooli et al. 2016)", "ART 1.20", "l2", True,
                {"max_iter": 50, "overshoot": 0.02, "nb_grads": 10}, "art_attacks:make_deepfool"),
-    AttackSpec("autoattack", "AutoAttack, ART's set (Croce & Hein 2020)", "ART 1.20", "linf", False,
+    AttackSpec("autoattack", "AutoAttack, ART's set (Croce & Hein 2020)", "ART 1.20", "linf", True,
                {"eps": PAPER_EPS, "nb_iter": 100, "restarts": 1, "square_queries": 5000},
                "art_attacks:make_autoattack", _LINF_MNIST),
-    AttackSpec("square", "Square Attack (Andriushchenko et al. 2020)", "ART 1.20", "linf", False,
+    AttackSpec("square", "Square Attack (Andriushchenko et al. 2020)", "ART 1.20", "linf", True,
                {"eps": PAPER_EPS, "square_queries": 5000, "restarts": 1},
                "art_attacks:make_square", _LINF_MNIST),
 )}
