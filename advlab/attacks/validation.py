@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
-# Parameters that are L-inf / L2 budgets and must lie in [0, 1] for images in [0, 1]
-# (an L2 budget may exceed 1, so only eps is bounded by 1).
+# Numeric parameters that must be >= 0, and counts that must be positive integers. The L-inf
+# budget eps is also bounded by 1 (the whole pixel range) in check_params.
 _NONNEG = ("eps", "eps_iter", "lr", "initial_const", "confidence", "overshoot", "decay_factor")
 _POSITIVE_INT = ("nb_iter", "steps", "binary_search_steps", "max_iter", "restarts", "nb_grads",
                  "square_queries")
@@ -22,7 +22,7 @@ def check_name(name: str, known) -> str:
     if not isinstance(name, str):
         raise TypeError(f"Attack name must be a string, got {type(name).__name__}.")
     key = name.strip().lower().replace("-", "").replace("_", "").replace("&", "")
-    aliases = {"mifgsm": "mifgsm", "mim": "mifgsm", "cwl2": "cw", "cw": "cw", "carliniwagner": "cw",
+    aliases = {"mim": "mifgsm", "cwl2": "cw", "carliniwagner": "cw", "carliniwagnerl2": "cw",
                "aa": "autoattack"}
     key = aliases.get(key, key)
     if key not in known:
