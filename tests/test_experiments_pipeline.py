@@ -59,3 +59,25 @@ def test_script_rejects_unknown_experiment():
     assert mod.parse(["matrix", "--scale", "full", "--estimate"]).estimate
     with pytest.raises(SystemExit):
         mod.parse(["table9"])
+
+
+def test_estimate_arithmetic_with_fixed_probe_costs(monkeypatch):
+    from advlab.experiments import estimate
+
+    monkeypatch.setattr(estimate, "seconds_per_image_attack", lambda lab, attack, n, **p: 0.01)
+    monkeypatch.setattr(estimate, "purifier_costs", lambda lab, plan, blocks, **kw: {
+        "train_s_per_pair_epoch": 0.001 * (1 + blocks), "purify_s_per_image": 0.0001})
+    lab, _ = make_lab()
+    plan = pipeline.plan(get_config("full"))
+    rows = estimate.estimate("matrix", lab, plan, n_train=1000, n_test=100, epochs=2)
+    total = {r["part"]: r["seconds"] for r in rows}["TOTAL"]
+    attacks = 6 * 1000 * 0.01 + 7 * 100 * 0.01
+    training = 7 * 2 * 1000 * 0.001 * (1 + lab.cfg.residual_blocks)
+    purify = 7 * 8 * 100 * 0.0001
+    assert total == pytest.approx(attacks + training + purify)
+    abl = estimate.estimate("ablation", lab, plan, n_train=1000, n_test=100, epochs=1)
+    assert len(abl) == len(plan.ablation_blocks) + len(plan.ablation_attacks) + 1
+    assert abl[0]["seconds"] == pytest.approx(1000 * 0.001 * 1)          # 0 blocks
+    assert abl[len(plan.ablation_blocks) - 1]["seconds"] == pytest.approx(1000 * 0.001 * 16)   # 15 blocks
+    with pytest.raises(ValueError, match="unknown"):
+        estimate.estimate("table9", lab, plan, 1, 1, 1)
