@@ -54,7 +54,9 @@ class ComparisonPlan:
     capgan_pairs: int | None = 20000     # CAP-GAN trains on this many pairs (None: all)
     capgan_filters: int = 32
     capgan_eager: bool = False           # smoke: skip the ~1 min graph compilation for 2 steps
-    purifier_kwargs: dict = field(default_factory=dict)   # residual cGAN / pix2pix width
+    # residual cGAN / pix2pix width etc.; None = the experiments plan's (advlab.experiments.pipeline),
+    # so these purifiers are the very ones notebooks 06-09 trained and cached
+    purifier_kwargs: dict | None = None
 
     def replace(self, **changes) -> "ComparisonPlan":
         return replace(self, **changes)
@@ -65,8 +67,7 @@ PLANS = {
     "smoke": ComparisonPlan(
         gray_attacks=("fgsm", "pgd"), adaptive_attacks=("pgd",), n_eval=100, n_adaptive=50,
         n_adaptive_slow=8, eot_samples=2, ae_epochs=3, capgan_epochs=1, capgan_pairs=256,
-        capgan_filters=8, capgan_eager=True, cgan_attacks=("fgsm", "pgd"), versatile_attacks=("fgsm", "pgd"),
-        purifier_kwargs={"base_filters": 16, "max_filters": 64, "disc_filters": 16}),
+        capgan_filters=8, capgan_eager=True, cgan_attacks=("fgsm", "pgd"), versatile_attacks=("fgsm", "pgd")),
 }
 
 
@@ -91,9 +92,10 @@ def build_defence(name: str, lab, plan: ComparisonPlan):
     if name in CLASSICAL:
         return classical.build_classical(name, **classical.mnist_defaults()[name]), 0.0
     if name in ("residual_cgan", "versatile_pix2pix"):
-        from advlab.experiments.pipeline import resolve_perceptual
+        from advlab.experiments.pipeline import plan as experiments_plan, resolve_perceptual
 
-        kw = dict(plan.purifier_kwargs, perceptual=resolve_perceptual("auto", lab.verbose))
+        base = experiments_plan(lab.cfg).purifier_kwargs if plan.purifier_kwargs is None else plan.purifier_kwargs
+        kw = dict(base, perceptual=resolve_perceptual("auto", lab.verbose))
         if name == "residual_cgan":
             p, stats = lab.purifier(plan.cgan_attacks, return_stats=True, **kw)
         else:   # the versatile defence: 0 residual blocks (pix2pix), multi-step schedule, composite
