@@ -110,7 +110,8 @@ def cmd_train(args) -> dict | None:
     x, y = data.load(args.dataset, "train", source=cfg.data_source, limit=cfg.n_train)
     x_adv = np.concatenate([adversarial(args.out, "train", n, model, x, y, args, cfg) for n in names])
     x_clean = np.concatenate([x] * len(names))
-    overrides = {k: v for k, v in {"base_filters": args.base_filters}.items() if v is not None}
+    overrides = {k: v for k, v in {"base_filters": args.base_filters, "epochs": args.epochs,
+                                   "batch_size": args.batch_size}.items() if v is not None}
     t0 = time.perf_counter()
     purifier = train_purifier(x_adv, x_clean, cfg, args.out, classifier=model, perceptual=args.perceptual,
                               schedule=args.schedule, mixed_precision=args.mixed_precision,
