@@ -116,8 +116,9 @@ def vgg19_features(input_shape, weights: str | Path | None = "imagenet", layers=
 def classifier_features(classifier: keras.Model, layers=None) -> FeatureExtractor:
     """Intermediate features of the target classifier (its conv/dense layers but the logits).
 
-    Works for functional and Sequential models whose layers are at the top level; pass
-    ``layers`` (names) to choose others.
+    Uses the top-level layers of a functional or Sequential model; a nested backbone (e.g. a
+    ``keras.applications`` model inside a wrapper) counts as one layer, its output feature map.
+    Pass ``layers`` (top-level names) to choose others.
     """
     try:
         inputs = classifier.inputs
@@ -125,8 +126,13 @@ def classifier_features(classifier: keras.Model, layers=None) -> FeatureExtracto
         inputs = None
     if not inputs:
         raise ValueError("classifier_features needs a built functional/Sequential model with inputs.")
+    # conv/dense layers, and nested backbones (keras.applications models wrapped with
+    # preprocessing) as one feature map each; the last of them produces the logits
+    last = classifier.layers[-1]
+    if not layers and isinstance(last, keras.Model):
+        return _nested_backbone_features(classifier, last)
     candidates = [l for l in classifier.layers
-                  if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense))][:-1]
+                  if isinstance(l, (keras.layers.Conv2D, keras.layers.Dense, keras.Model))][:-1]
     chosen = ([classifier.get_layer(n) for n in layers] if layers else candidates)
     if not chosen:
         raise ValueError(f"No conv/dense layers before the logits found in {classifier.name!r}; "
@@ -135,6 +141,27 @@ def classifier_features(classifier: keras.Model, layers=None) -> FeatureExtracto
                         name=f"{classifier.name}_features")
     return FeatureExtractor(model, f"target classifier {classifier.name!r} features, "
                                    f"{len(chosen)} layers {[l.name for l in chosen]}")
+
+
+def _nested_backbone_features(classifier: keras.Model, inner: keras.Model, k: int = 4) -> FeatureExtractor:
+    """Wrapper = a chain of preprocessing layers ending in a backbone that outputs the logits
+    (the lab's keras.applications targets): features = ``k`` evenly spaced 4-D feature maps of
+    the backbone, computed after the wrapper's own preprocessing."""
+    maps = [l for l in inner.layers[1:] if len(l.output.shape) == 4]
+    if not maps:
+        raise ValueError(f"{inner.name!r} has no 4-D feature maps; pass layers=[names] explicitly.")
+    picks = [maps[max(0, round((i + 1) * len(maps) / k) - 1)] for i in range(k)]   # ends at the last map
+    picks = list(dict.fromkeys(picks))
+    model = keras.Model(inner.inputs[0], [l.output for l in picks], name=f"{inner.name}_features")
+    head = classifier.layers[1:-1]
+
+    def preprocess(x):
+        for layer in head:
+            x = layer(x)
+        return x
+
+    return FeatureExtractor(model, f"target classifier {classifier.name!r} features: {len(picks)} maps of "
+                                   f"{inner.name} {[l.name for l in picks]}", preprocess=preprocess)
 
 
 PERCEPTUAL_CHOICES = ("auto", "vgg19", "classifier", "none", "vgg19-random", "<path to VGG19 weights file>")

@@ -106,3 +106,19 @@ def test_auto_falls_back_to_classifier_loudly(monkeypatch, capsys):
 def test_bad_perceptual_specs(spec, kwargs, error, match):
     with pytest.raises(error, match=match):
         perceptual.make_perceptual(spec, (28, 28, 1), **kwargs)
+
+
+def test_classifier_features_of_wrapped_backbone():
+    """A keras.applications-style target: preprocessing layers, then a backbone giving logits."""
+    inner_in = keras.Input((16, 16, 3))
+    h = keras.layers.Conv2D(4, 3, name="b1")(inner_in)
+    h = keras.layers.Conv2D(6, 3, name="b2")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    inner = keras.Model(inner_in, keras.layers.Dense(10, name="logits")(h), name="backbone")
+    outer_in = keras.Input((32, 32, 3))
+    resized = keras.layers.Resizing(16, 16, name="resize")(outer_in)
+    wrapper = keras.Model(outer_in, inner(resized), name="wrapped")
+    fx = perceptual.classifier_features(wrapper)
+    feats = fx(np.zeros((2, 32, 32, 3), np.float32))
+    assert "backbone" in fx.description and all(len(f.shape) == 4 for f in feats)
+    assert feats[-1].shape == (2, 12, 12, 6)                 # ends at the backbone's last feature map
