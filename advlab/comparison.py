@@ -239,6 +239,7 @@ def run_comparison(lab, plan: ComparisonPlan | None = None, progress: bool = Tru
         row["ms_per_image"] = ms
         row["train_s"] = float(train_s) if train_s is not None else float("nan")
         row["stochastic"] = bool(purifier.stochastic)
+        row["eot_samples"] = int(eot)          # e2e/bpda columns of random purifiers are EOT attacks
         rows.append(row)
     meta = {"dataset": lab.dataset, "scale": lab.cfg.scale, "classifier": lab.arch, "n_eval": n,
             "plan": {k: v for k, v in plan.__dict__.items()}, "preset": lab.preset,

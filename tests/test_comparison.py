@@ -34,7 +34,8 @@ def test_table_names_every_mode_and_resumes(lab, monkeypatch):
         assert col in frame.columns, col
     assert math.isnan(frame.loc["median", "e2e:pgd"])                     # not differentiable
     assert not math.isnan(frame.loc["median", "bpda:pgd"])
-    assert frame.loc["autoencoder_noisy", "stochastic"]
+    assert frame.loc["autoencoder_noisy", "stochastic"] and frame.loc["autoencoder_noisy", "eot_samples"] == 2
+    assert frame.loc["median", "eot_samples"] == 1
     notes = {(c["defence"], c["mode"]): c["note"] for c in result.cells}
     assert "EOT-2" in notes[("autoencoder_noisy", "e2e")]
     assert notes[("median", "bpda")] == "gradient=bpda"
