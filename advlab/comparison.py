@@ -46,7 +46,8 @@ class ComparisonPlan:
     slow_ms: float = 5.0
     eot_samples: int = 10
     print_scan_strength: float = 0.5
-    learned_attacks: tuple = ("fgsm", "pgd")          # training composite of AE and CAP-GAN
+    learned_attacks: tuple = ("fgsm", "pgd")          # training composite of the auto-encoder
+    capgan_attacks: tuple = ("fgsm",)                 # CAP-GAN's adversarial domain: FGSM, as published
     cgan_attacks: tuple = ("fgsm", "pgd", "cw")       # residual cGAN: the paper's three
     versatile_attacks: tuple = ("fgsm", "bim", "pgd", "mifgsm", "cw", "autoattack")
     ae_epochs: int = 20
@@ -107,6 +108,7 @@ def build_defence(name: str, lab, plan: ComparisonPlan):
     if name not in LEARNED:
         raise ValueError(f"Unknown defence {name!r}; choose from {DEFENCES}.")
     key = f"{lab.tag}_{lab.arch}_{'+'.join(plan.learned_attacks)}"
+    cap_key = f"{lab.tag}_{lab.arch}_{'+'.join(plan.capgan_attacks)}"
     if name.startswith("autoencoder"):
         from advlab.purifiers import autoencoder as ae
 
@@ -124,8 +126,8 @@ def build_defence(name: str, lab, plan: ComparisonPlan):
     from advlab.purifiers import capgan
 
     folder = cache_dir("experiments", "defences",
-                       f"capgan_{key}_ep{plan.capgan_epochs}_n{plan.capgan_pairs}_f{plan.capgan_filters}")
-    x_adv, x_clean = (None, None) if capgan.load_capgan(folder) else lab.training_pairs(plan.learned_attacks)
+                       f"capgan_{cap_key}_ep{plan.capgan_epochs}_n{plan.capgan_pairs}_f{plan.capgan_filters}")
+    x_adv, x_clean = (None, None) if capgan.load_capgan(folder) else lab.training_pairs(plan.capgan_attacks)
     if x_adv is not None and plan.capgan_pairs is not None:
         x_adv, x_clean = x_adv[:plan.capgan_pairs], x_clean[:plan.capgan_pairs]
     if x_adv is None:

@@ -82,7 +82,8 @@ def estimate(dataset: str, cfg, plan, probe: int = 16) -> list[dict]:
             print(f"  probe: {a} {1000 * cost[a]:.1f} ms/image", flush=True)
         return cost[a]
 
-    train_attacks = dict.fromkeys(plan.cgan_attacks + plan.versatile_attacks + plan.learned_attacks)
+    train_attacks = dict.fromkeys(plan.cgan_attacks + plan.versatile_attacks + plan.learned_attacks
+                                  + plan.capgan_attacks)
     for a in train_attacks:
         rows.append({"part": f"attack {a} on {n_train} training images (cached, shared)",
                      "seconds": attack_cost(a) * n_train})
