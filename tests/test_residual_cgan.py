@@ -95,3 +95,14 @@ def test_purifier_wrapper_numpy_in_numpy_out_without_mutation():
 def test_load_purifier_missing_gives_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="advlab train"):
         rc.load_purifier(tmp_path)
+
+
+def test_config_for_scale():
+    from advlab.config import get_config
+
+    full = rc.CGANConfig.for_scale(get_config("full"))
+    assert (full.base_filters, full.disc_filters, full.residual_blocks, full.learning_rate) == (64, 64, 7, 2e-4)
+    assert full.epochs == get_config("full").purifier_epochs and full.batch_size == get_config("full").batch_size
+    smoke = rc.CGANConfig.for_scale(get_config("smoke"))
+    assert smoke.base_filters == 16 and smoke.batch_size == 32 and smoke.epochs >= 4
+    rc._check_params(smoke, (28, 28, 1))
