@@ -12,6 +12,8 @@ __version__ = "0.1.0"
 _SUBMODULES = (
     "config", "paths", "seeding", "results", "data", "classifiers", "attacks", "purifiers",
     "losses", "training", "evaluation", "experiments", "viz", "widgets", "env", "cli",
+    "adaptive", "comparison", "transforms", "grids", "perceptual", "paper_results",
+    "classifier_archs", "widgets_purify",
 )
 
 
