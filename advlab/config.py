@@ -42,7 +42,7 @@ class LabConfig:
 PRESETS: dict[str, LabConfig] = {
     "smoke": LabConfig(
         scale="smoke", data_source="sample", n_train=1000, n_test=200,
-        classifier_epochs=3, purifier_epochs=2, attack_iters=10, cw_steps=30,
+        classifier_epochs=3, purifier_epochs=4, attack_iters=10, cw_steps=30,
         batch_size=64, residual_blocks=1,
     ),
     "full": LabConfig(
