@@ -4,9 +4,9 @@
 name        backed by               notes
 ==========  ======================  ====================================================
 fgsm        cleverhans tf2          ``fast_gradient_method``
-bim         cleverhans tf2 (+loop)  cleverhans FGM step + ``clip_eta`` in a tf.while_loop
+bim         cleverhans tf2 (+loop)  cleverhans FGM step + ``clip_eta``, compiled, looped
 pgd         cleverhans tf2 (+loop)  as BIM plus a seeded uniform random start
-mifgsm      cleverhans tf2          ``momentum_iterative_method`` (sanity_checks=False)
+mifgsm      cleverhans tf2 (+loop)  ``momentum_iterative_method``'s step, compiled, looped
 cw          advlab (TF)             batched, compiled C&W-L2 (see :mod:`advlab.attacks.cw`)
 deepfool    ART                     ``DeepFool`` on a ``TensorFlowV2Classifier``
 autoattack  ART                     ``AutoAttack``: APGD-CE, APGD-DLR, DeepFool, Square
