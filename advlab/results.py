@@ -28,7 +28,8 @@ def _jsonable(obj):
     return obj
 
 
-def _target(name: str, suffix: str, folder: str | Path | None) -> Path:
+def output_path(name: str, suffix: str, folder: str | Path | None = None) -> Path:
+    """``folder/name`` with ``suffix`` (default folder: figures/), the folder created."""
     folder = Path(folder) if folder is not None else figures_dir()
     folder.mkdir(parents=True, exist_ok=True)
     name = Path(name).name
@@ -37,7 +38,7 @@ def _target(name: str, suffix: str, folder: str | Path | None) -> Path:
 
 def save_json(obj, name: str, folder: str | Path | None = None) -> Path:
     """Write ``obj`` (numpy values allowed) as pretty JSON into ``folder`` (default figures/)."""
-    path = _target(name, ".json", folder)
+    path = output_path(name, ".json", folder)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
     tmp.replace(path)
@@ -45,13 +46,13 @@ def save_json(obj, name: str, folder: str | Path | None = None) -> Path:
 
 
 def load_json(name: str, folder: str | Path | None = None):
-    return json.loads(_target(name, ".json", folder).read_text())
+    return json.loads(output_path(name, ".json", folder).read_text())
 
 
 def save_csv(rows: Iterable[Mapping], name: str, folder: str | Path | None = None) -> Path:
     """Write a list of dicts as CSV (columns in first-seen order)."""
     rows = [dict(_jsonable(r)) for r in rows]
-    path = _target(name, ".csv", folder)
+    path = output_path(name, ".csv", folder)
     columns: list[str] = []
     for r in rows:
         columns += [k for k in r if k not in columns]

@@ -7,15 +7,12 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from advlab.paths import figures_dir
+from advlab.results import output_path
 
 
 def savefig(fig, name: str, folder: str | Path | None = None, dpi: int = 120) -> Path:
     """The one way the lab saves a figure: PNG into ``figures/`` (or ``folder``). Returns the path."""
-    folder = Path(folder) if folder is not None else figures_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    name = Path(name).name
-    path = folder / (name if name.endswith(".png") else name + ".png")
+    path = output_path(name, ".png", folder)
     fig.savefig(path, dpi=dpi, bbox_inches="tight")
     return path
 

@@ -76,20 +76,13 @@ def spatial_smoothing(window: int = 3) -> ArtPurifier:
     return ArtPurifier(SpatialSmoothing(window_size=int(window), clip_values=(0.0, 1.0)), f"median_{window}")
 
 
-class _Jpeg(ArtPurifier):
-    def purify_numpy(self, x):
-        # ART's JpegCompression wants 1 or 3 channels and values scaled by clip_values; it
-        # handles grey images itself.
-        return np.asarray(self.pre(x)[0], np.float32)
-
-
 def jpeg_compression(quality: int = 50) -> ArtPurifier:
     """JPEG encode/decode at ``quality`` (1..100)."""
     from art.defences.preprocessor import JpegCompression
 
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"quality must be in 1..100, got {quality}.")
-    return _Jpeg(JpegCompression(clip_values=(0.0, 1.0), quality=int(quality)), f"jpeg_{quality}")
+    return ArtPurifier(JpegCompression(clip_values=(0.0, 1.0), quality=int(quality)), f"jpeg_{quality}")
 
 
 def total_variation(prob: float = 0.3, lamb: float = 0.5, max_iter: int = 10) -> ArtPurifier:
