@@ -58,6 +58,10 @@ class ComparisonPlan:
     # residual cGAN / pix2pix width etc.; None = the experiments plan's (advlab.experiments.pipeline),
     # so these purifiers are the very ones notebooks 06-09 trained and cached
     purifier_kwargs: dict | None = None
+    purifier_epochs: int | None = None   # residual cGAN epochs (None: cfg.purifier_epochs)
+    versatile_pairs: int | None = None   # composite on the first N training images (None: all)
+    versatile_epochs: int | None = None  # None: purifier_epochs
+    cgan_run: str | None = None          # folder of a `python -m advlab train` run: use its generator
 
     def replace(self, **changes) -> "ComparisonPlan":
         return replace(self, **changes)
@@ -69,6 +73,20 @@ PLANS = {
         gray_attacks=("fgsm", "pgd"), adaptive_attacks=("pgd",), n_eval=100, n_adaptive=50,
         n_adaptive_slow=8, eot_samples=2, ae_epochs=3, capgan_epochs=1, capgan_pairs=256,
         capgan_filters=8, capgan_eager=True, cgan_attacks=("fgsm", "pgd"), versatile_attacks=("fgsm", "pgd")),
+}
+
+
+# A full-scale MNIST / Fashion-MNIST table that fits about an hour of a 2-core CPU
+# (``scripts/compare_defences.py --budget cpu``): the CPU-sized residual cGAN / pix2pix
+# (advlab.purifiers.residual_cgan.SIZES["cpu"], batch 64, Adam 5e-4), the versatile composite on
+# 3,600 images (600 per attack: C&W and AutoAttack cost 0.3-0.6 s per image here), CAP-GAN and
+# the auto-encoder on the run's training subset, and PGD-40 as the adaptive attack. Test images,
+# attack strength (eps 0.3, 40 iterations) and the evaluation itself are unchanged.
+CPU_BUDGET = {
+    "purifier_kwargs": {"base_filters": 32, "max_filters": 128, "disc_filters": 32, "disc_residual_blocks": 1,
+                        "batch_size": 64, "learning_rate": 5e-4},
+    "purifier_epochs": 6, "versatile_pairs": 3600, "versatile_epochs": 10,
+    "ae_epochs": 10, "capgan_pairs": 10000, "capgan_epochs": 3, "adaptive_attacks": ("pgd",),
 }
 
 
@@ -97,11 +115,14 @@ def build_defence(name: str, lab, plan: ComparisonPlan):
 
         base = experiments_plan(lab.cfg).purifier_kwargs if plan.purifier_kwargs is None else plan.purifier_kwargs
         kw = dict(base, perceptual=resolve_perceptual("auto", lab.verbose))
+        if name == "residual_cgan" and plan.cgan_run:
+            return _from_run(plan.cgan_run, name)
         if name == "residual_cgan":
-            p, stats = lab.purifier(plan.cgan_attacks, return_stats=True, **kw)
+            p, stats = lab.purifier(plan.cgan_attacks, epochs=plan.purifier_epochs, return_stats=True, **kw)
         else:   # the versatile defence: 0 residual blocks (pix2pix), multi-step schedule, composite
             p, stats = lab.purifier(plan.versatile_attacks, residual_blocks=0, return_stats=True,
-                                    schedule="multistep", **kw)
+                                    epochs=plan.versatile_epochs or plan.purifier_epochs,
+                                    n_pairs=plan.versatile_pairs, schedule="multistep", **kw)
         p.name = name
         secs = stats.get("seconds_per_epoch")
         return p, (secs * stats["epochs"] if secs is not None else float("nan"))
@@ -127,9 +148,8 @@ def build_defence(name: str, lab, plan: ComparisonPlan):
 
     folder = cache_dir("experiments", "defences",
                        f"capgan_{cap_key}_ep{plan.capgan_epochs}_n{plan.capgan_pairs}_f{plan.capgan_filters}")
-    x_adv, x_clean = (None, None) if capgan.load_capgan(folder) else lab.training_pairs(plan.capgan_attacks)
-    if x_adv is not None and plan.capgan_pairs is not None:
-        x_adv, x_clean = x_adv[:plan.capgan_pairs], x_clean[:plan.capgan_pairs]
+    x_adv, x_clean = ((None, None) if capgan.load_capgan(folder)
+                      else lab.training_pairs(plan.capgan_attacks, limit=plan.capgan_pairs))
     if x_adv is None:
         p = capgan.load_capgan(folder)
     else:
@@ -138,6 +158,19 @@ def build_defence(name: str, lab, plan: ComparisonPlan):
                                 out_dir=folder, verbose=2 if lab.verbose else 0,
                                 run_eagerly=plan.capgan_eager)
     return p, p.train_seconds
+
+
+def _from_run(folder, name: str):
+    """The generator of a ``python -m advlab train --out FOLDER`` run and its training seconds."""
+    from pathlib import Path
+
+    from advlab.purifiers.residual_cgan import load_purifier
+
+    purifier = load_purifier(folder, name=name)
+    info = Path(folder) / "train_info.json"
+    secs = json.loads(info.read_text()).get("train_time_s") if info.is_file() else None
+    purifier.source = str(folder)
+    return purifier, (float("nan") if secs is None else float(secs))
 
 
 # ---------------------------------------------------------------- the run

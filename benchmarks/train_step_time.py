@@ -24,7 +24,9 @@ import numpy as np  # noqa: E402
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--blocks", type=int, default=7)
-    p.add_argument("--filters", type=int, default=64)
+    p.add_argument("--size", default="paper", choices=("paper", "cpu"),
+                   help="network widths from advlab.purifiers.residual_cgan.SIZES (default: %(default)s)")
+    p.add_argument("--filters", type=int, default=None, help="base filters (default: the size's)")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--perceptual", default="classifier")
     p.add_argument("--steps", type=int, default=3)
@@ -38,14 +40,16 @@ def main(argv=None) -> dict:
     from advlab import attacks, classifiers
     from advlab.config import get_config
     from advlab.perceptual import make_perceptual
-    from advlab.purifiers.residual_cgan import CGANConfig, make_trainer
+    from advlab.purifiers.residual_cgan import SIZES, CGANConfig, make_trainer
 
     model = classifiers.build_classifier("mnist_cnn")
     rng = np.random.default_rng(0)
     y = rng.random((args.batch, 28, 28, 1), dtype=np.float32)
     x = np.clip(y + rng.normal(0, 0.1, y.shape), 0, 1).astype(np.float32)
-    config = CGANConfig(residual_blocks=args.blocks, base_filters=args.filters, batch_size=args.batch,
-                        perceptual=args.perceptual)
+    config = CGANConfig(residual_blocks=args.blocks, batch_size=args.batch, perceptual=args.perceptual,
+                        **SIZES[args.size])
+    if args.filters is not None:
+        config = config.replace(base_filters=args.filters)
     fx = make_perceptual(args.perceptual, (28, 28, 1), classifier=model)
     trainer = make_trainer((28, 28, 1), config, perceptual=fx)
     t0 = time.perf_counter()
@@ -60,7 +64,8 @@ def main(argv=None) -> dict:
     out = {"config": config.to_dict(), "first_step_s": first, "s_per_step": per_step,
            "ms_per_pair": per_step / args.batch * 1000, "pairs": pairs, "steps_per_epoch": steps_per_epoch,
            "epoch_h": steps_per_epoch * per_step / 3600, "total_h": steps_per_epoch * per_step * args.epochs / 3600}
-    print(f"train step (batch {args.batch}, {args.blocks} blocks, {args.filters} filters, perceptual "
+    print(f"train step (batch {args.batch}, {args.blocks} blocks, size {args.size}, {config.base_filters}->"
+          f"{config.max_filters} filters, D {config.disc_residual_blocks} blocks, perceptual "
           f"{args.perceptual}): first {first:.1f} s (tracing), then {per_step:.2f} s/step "
           f"= {out['ms_per_pair']:.1f} ms per pair")
     print(f"{pairs} pairs x {args.epochs} epochs: {out['epoch_h']:.2f} h per epoch, {out['total_h']:.1f} h total")

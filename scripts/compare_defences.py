@@ -2,6 +2,7 @@
 """The defence comparison (notebook 10's table) in one command.
 
     python scripts/compare_defences.py --dataset mnist --scale full          # the full MNIST table
+    python scripts/compare_defences.py --dataset mnist --scale full --budget cpu --cgan-run runs/mnist_full
     python scripts/compare_defences.py --dataset fashion_mnist --scale full
     python scripts/compare_defences.py --scale smoke --defences none,median,autoencoder
 
@@ -32,6 +33,13 @@ def parse(argv=None):
     p.add_argument("--n-adaptive", type=int, default=None, help="images per e2e/BPDA cell")
     p.add_argument("--defences", default=None, help="comma-separated subset of advlab.comparison.DEFENCES")
     p.add_argument("--adaptive-attacks", default=None, help="e.g. pgd,mifgsm,autoattack")
+    p.add_argument("--budget", default=None, choices=("cpu",),
+                   help="cpu: the full-scale table in about an hour of a 2-core CPU (advlab.comparison.CPU_BUDGET: "
+                        "CPU-sized networks, training subsets, PGD-40 as the adaptive attack)")
+    p.add_argument("--n-train", type=int, default=None,
+                   help="training images for the learned defences (default: all; --budget cpu: 10000)")
+    p.add_argument("--cgan-run", default=None,
+                   help="use the residual cGAN trained by `python -m advlab train --out DIR` instead of training one")
     p.add_argument("--narrow", action="store_true",
                    help="narrow residual cGAN / pix2pix (16-64 filters instead of 64-512): ~10x cheaper on a CPU")
     p.add_argument("--estimate", action="store_true",
@@ -149,7 +157,13 @@ def main(argv=None) -> int:
     from advlab.experiments.pipeline import prepare
 
     cfg = get_config(args.scale)
-    overrides = {}
+    classifier_cfg = cfg                   # the scale's classifier, whatever subset the defences train on
+    overrides = dict(comparison.CPU_BUDGET) if args.budget == "cpu" else {}
+    n_train = args.n_train or (10000 if args.budget == "cpu" else None)
+    if n_train is not None and cfg.scale == "full":
+        cfg = cfg.replace(n_train=n_train)
+    if args.cgan_run:
+        overrides["cgan_run"] = str(Path(args.cgan_run).resolve())
     if args.n_eval is not None:
         overrides["n_eval"] = args.n_eval
     if args.n_adaptive is not None:
@@ -177,7 +191,7 @@ def main(argv=None) -> int:
         print(f"total ≈ {total / 3600:.1f} h on this machine (order of magnitude; CPU load from other jobs changes it)")
         return 0
     t0 = time.perf_counter()
-    lab = prepare(args.dataset, cfg, verbose=not args.quiet)
+    lab = prepare(args.dataset, cfg, verbose=not args.quiet, classifier_cfg=classifier_cfg)
     result = comparison.run_comparison(lab, plan, progress=not args.quiet)
     paths = result.save()
     import pandas as pd

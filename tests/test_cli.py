@@ -34,23 +34,31 @@ def test_unknown_attack_is_refused(tmp_path):
         cli.main(["train", "--dataset", "mnist", "--attacks", "fgsm,nope", "--out", str(tmp_path)])
 
 
+def test_train_subset_spec():
+    assert cli._subsets("cw=1000, PGD=20", ["fgsm", "pgd", "cw"]) == {"cw": 1000, "pgd": 20}
+    assert cli._subsets(None, ["fgsm"]) == {}
+    for bad in ("cw", "cw=0", "cw=x", "bim=10"):
+        with pytest.raises(SystemExit, match="--train-subset"):
+            cli._subsets(bad, ["fgsm", "pgd", "cw"])
+
+
 @pytest.mark.slow
 def test_tiny_train_resume_evaluate(tmp_path, capsys):
     out = tmp_path / "run"
     common = ["--dataset", "mnist", "--attacks", "fgsm,pgd", "--scale", "smoke", "--out", str(out),
               "--n-train", "64", "--n-test", "32", "--quiet"]
     tiny = ["--residual-blocks", "0", "--base-filters", "4", "--perceptual", "none", "--batch-size", "32"]
-    cli.main(["train", *common, *tiny, "--epochs", "1", "--no-eval"])
+    cli.main(["train", *common, *tiny, "--epochs", "1", "--no-eval", "--train-subset", "pgd=16"])
     assert not (out / "evaluation.json").exists()
     assert sorted(p.name.split("_")[2] for p in (out / "adv").iterdir()) == ["fgsm", "pgd"]
     capsys.readouterr()
-    cli.main(["train", *common, *tiny, "--epochs", "2"])                 # resumes, then evaluates
+    cli.main(["train", *common, *tiny, "--epochs", "2", "--train-subset", "pgd=16"])                 # resumes, then evaluates
     printed = capsys.readouterr().out
     assert "resuming" in printed and "paper vs this run" in printed
     assert "loaded fgsm set from cache" in printed                      # cached pairs reused
     result = json.loads((out / "evaluation.json").read_text())
     assert set(result["attacks"]) == {"fgsm", "pgd"} and result["n"] == 32 and result["train_epochs"] == 2
     timings = json.loads((out / "timings.json").read_text())
-    assert timings["n_pairs"] == 128 and "attack_train_fgsm_s" in timings
+    assert timings["n_pairs"] == 64 + 16 and "attack_train_fgsm_s" in timings
     cli.main(["evaluate", *common, "--cw-subset", "8"])
     assert json.loads((out / "evaluation.json").read_text())["scale"] == "smoke"

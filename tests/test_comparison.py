@@ -70,3 +70,25 @@ def test_plans_and_errors(lab):
         comparison.plan_for(lab.cfg, n_images=3)
     with pytest.raises(ValueError, match="Unknown defence"):
         comparison.build_defence("gaussian_blur", lab, comparison.plan_for(lab.cfg))
+
+
+def test_residual_cgan_row_can_come_from_a_cli_run(lab, tmp_path):
+    import json
+
+    from advlab.purifiers import residual_cgan
+
+    gen = residual_cgan.build_generator((28, 28, 1), residual_blocks=0, base_filters=4, max_filters=8)
+    gen.save(tmp_path / "generator.keras")
+    (tmp_path / "train_info.json").write_text(json.dumps({"train_time_s": 12.5}))
+    plan = comparison.plan_for(lab.cfg, cgan_run=str(tmp_path))
+    purifier, train_s = comparison.build_defence("residual_cgan", lab, plan)
+    assert train_s == 12.5 and purifier.name == "residual_cgan" and purifier.source == str(tmp_path)
+    np.testing.assert_allclose(purifier(lab.x_test[:4]), gen.predict(lab.x_test[:4], verbose=0), atol=1e-6)
+
+
+def test_cpu_budget_is_a_valid_plan():
+    from advlab.config import get_config
+
+    plan = comparison.plan_for(get_config("full"), **comparison.CPU_BUDGET)
+    assert plan.n_eval >= 1000 and "pgd" in plan.adaptive_attacks and "pgd" in plan.gray_attacks
+    assert set(comparison.DEFENCES) == set(plan.defences)

@@ -14,18 +14,31 @@ def make_lab(n=12):
     lab = pipeline.Lab("mnist", get_config("smoke"), "mnist_cnn", None, x, np.arange(n) % 10, x[:4],
                        np.arange(4), verbose=False)
     shift = {"fgsm": 0.1, "pgd": 0.2, "cw": 0.3}
-    lab.adversarial = lambda attack, split="test", **kw: (lab.x_train if split == "train" else lab.x_test) + shift[attack]
+    lab.attacked = []
+
+    def adversarial(attack, split="test", part=None, **kw):
+        x = lab.x_train if split == "train" else lab.x_test
+        x = x if part is None else x[part]
+        lab.attacked.append((attack, len(x)))
+        return x + shift[attack]
+    lab.adversarial = adversarial
     return lab, shift
 
 
 def test_composite_pairs_split_training_images_evenly():
     lab, shift = make_lab()
     x_adv, x_clean = lab.training_pairs(("fgsm", "pgd", "cw"))
-    assert x_adv.shape == x_clean.shape == lab.x_train.shape and x_clean is lab.x_train
+    assert x_adv.shape == x_clean.shape == lab.x_train.shape
+    np.testing.assert_array_equal(x_clean, lab.x_train)
     delta = (x_adv - x_clean).reshape(len(x_adv), -1)[:, 0]
     np.testing.assert_allclose(delta, [0.1, 0.2, 0.3] * 4, atol=1e-6)   # image k attacked by attack k % 3
+    assert lab.attacked == [("fgsm", 4), ("pgd", 4), ("cw", 4)]        # each attack runs on its slice only
     single, _ = lab.training_pairs("pgd")
     np.testing.assert_allclose(single - lab.x_train, 0.2, atol=1e-6)
+    lab.attacked.clear()
+    x_adv, x_clean = lab.training_pairs(("fgsm", "pgd"), limit=5)
+    assert len(x_adv) == len(x_clean) == 5 and lab.attacked == [("fgsm", 3), ("pgd", 2)]
+    np.testing.assert_allclose((x_adv - x_clean).reshape(5, -1)[:, 0], [0.1, 0.2, 0.1, 0.2, 0.1], atol=1e-6)
 
 
 def test_plans_by_scale():

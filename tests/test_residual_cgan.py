@@ -106,3 +106,10 @@ def test_config_for_scale():
     smoke = rc.CGANConfig.for_scale(get_config("smoke"))
     assert smoke.base_filters == 16 and smoke.batch_size == 32 and smoke.epochs >= 4
     rc._check_params(smoke, (28, 28, 1))
+    cpu = rc.CGANConfig.for_scale(get_config("full"), size="cpu")
+    assert (cpu.base_filters, cpu.max_filters, cpu.disc_filters, cpu.disc_residual_blocks) == (32, 128, 32, 1)
+    assert cpu.residual_blocks == 7                      # the paper's generator blocks are kept
+    gen, disc = rc.build_models((28, 28, 1), cpu)
+    assert gen.count_params() < 10_000_000               # 8.7M, against 93.6M at the paper's width
+    with pytest.raises(ValueError, match="Unknown purifier size"):
+        rc.CGANConfig.for_scale(get_config("full"), size="huge")

@@ -141,8 +141,9 @@ class Lab:
             self._models[arch] = classifiers.get_classifier(self.dataset, self.cfg, arch=arch, verbose=self.verbose)
         return self._models[arch]
 
-    def adversarial(self, attack: str, split: str = "test", arch: str | None = None, **params) -> np.ndarray:
-        """``attack`` on this lab's ``split`` images against classifier ``arch``.
+    def adversarial(self, attack: str, split: str = "test", arch: str | None = None,
+                    part: slice | None = None, **params) -> np.ndarray:
+        """``attack`` on this lab's ``split`` images (or ``split[part]``) against classifier ``arch``.
 
         Made by :func:`advlab.attacks.adversarial_set`: cached on disk in chunks (shared with the
         other notebooks), so a long attack on 60k images resumes where it stopped.
@@ -151,6 +152,8 @@ class Lab:
 
         arch = arch or self.arch
         x, y = (self.x_test, self.y_test) if split == "test" else (self.x_train, self.y_train)
+        if part is not None:
+            x, y = x[part], y[part]
         t0 = time.perf_counter()
         result = attacks.adversarial_set(self.dataset, split, attack, self.classifier_for(arch), x, y,
                                          preset=self.preset, cfg=self.cfg, batch_size=self.cfg.batch_size,
@@ -175,20 +178,26 @@ class Lab:
                                   seed=self.cfg.seed, **self.attack_params(name, **params))
         return fn
 
-    def training_pairs(self, attacks: str | Sequence[str]):
-        """(x_adv, x_clean) training pairs. Several attacks = the *composite* set: the training
-        images are split evenly and slice k is attacked with attack k, so the versatile model
-        sees as many pairs (and as much compute) as each attack-specific one."""
+    def training_pairs(self, attacks: str | Sequence[str], limit: int | None = None):
+        """(x_adv, x_clean) training pairs on the first ``limit`` training images (default: all).
+
+        Several attacks = the *composite* set: the images are split evenly and slice k
+        (``x[k::K]``) is attacked with attack k only, so the versatile model sees as many pairs
+        as each attack-specific one, and a slow attack (C&W, AutoAttack) costs 1/K of its run
+        on the whole split."""
         names = [attacks] if isinstance(attacks, str) else list(attacks)
+        n = len(self.x_train) if limit is None else min(int(limit), len(self.x_train))
         if len(names) == 1:
-            return self.adversarial(names[0], "train"), self.x_train
-        x_adv = np.empty_like(self.x_train)
+            part = None if n == len(self.x_train) else slice(0, n)
+            return self.adversarial(names[0], "train", part=part), self.x_train[:n]
+        x_adv = np.empty_like(self.x_train[:n])
         for k, a in enumerate(names):
-            x_adv[k::len(names)] = self.adversarial(a, "train")[k::len(names)]
-        return x_adv, self.x_train
+            x_adv[k::len(names)] = self.adversarial(a, "train", part=slice(k, n, len(names)))
+        return x_adv, self.x_train[:n]
 
     def purifier(self, attacks: str | Sequence[str], residual_blocks: int | None = None,
-                 epochs: int | None = None, return_stats: bool = False, **train_kwargs):
+                 epochs: int | None = None, return_stats: bool = False, n_pairs: int | None = None,
+                 **train_kwargs):
         """The residual-cGAN purifier trained on ``attacks`` (one name, or several = composite).
 
         Trained once, then loaded from ``.cache/experiments/purifiers/<key>``; an interrupted
@@ -203,12 +212,19 @@ class Lab:
         label = names[0] if len(names) == 1 else "versatile"
         train_kwargs["perceptual"] = resolve_perceptual(train_kwargs.get("perceptual", "auto"), self.verbose)
         key = f"{self.tag}_{self.arch}_{'+'.join(names)}_b{blocks}_ep{epochs}_{_digest(train_kwargs)}"
-        purifier, stats = load_or_train(self, names, key, blocks, epochs, name=f"M_{label}", **train_kwargs)
+        if n_pairs is not None:
+            key += f"_n{int(n_pairs)}"
+        purifier, stats = load_or_train(self, names, key, blocks, epochs, name=f"M_{label}", n_pairs=n_pairs,
+                                        **train_kwargs)
         return (purifier, stats) if return_stats else purifier
 
 
-def prepare(dataset: str = "mnist", cfg=None, arch: str | None = None, verbose: bool = True) -> Lab:
-    """Load ``cfg.n_train`` / ``cfg.n_test`` images and the (cached) trained target classifier."""
+def prepare(dataset: str = "mnist", cfg=None, arch: str | None = None, verbose: bool = True,
+            classifier_cfg=None) -> Lab:
+    """Load ``cfg.n_train`` / ``cfg.n_test`` images and the (cached) trained target classifier.
+
+    ``classifier_cfg`` (default ``cfg``) sizes the classifier's own training, so a run that
+    attacks and trains purifiers on a subset can still defend the scale's full classifier."""
     from advlab import classifiers, data
     from advlab.config import get_config
 
@@ -217,7 +233,7 @@ def prepare(dataset: str = "mnist", cfg=None, arch: str | None = None, verbose: 
     arch = arch or classifiers.DEFAULT_ARCH[ds.name]
     x_tr, y_tr = data.load(ds.name, "train", source=cfg.data_source, limit=cfg.n_train, verbose=verbose)
     x_te, y_te = data.load(ds.name, "test", source=cfg.data_source, limit=cfg.n_test, verbose=verbose)
-    model = classifiers.get_classifier(ds.name, cfg, arch=arch, verbose=verbose)
+    model = classifiers.get_classifier(ds.name, classifier_cfg or cfg, arch=arch, verbose=verbose)
     lab = Lab(ds.name, cfg, arch, model, x_tr, y_tr, x_te, y_te, tuple(ds.class_names), verbose)
     if verbose:
         print(f"[experiments] {ds.name}: {len(x_tr)} train / {len(x_te)} test images, target {arch}, "

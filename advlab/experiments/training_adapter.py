@@ -25,7 +25,8 @@ def stats_from_run(history: list[dict], info: dict) -> dict:
             "seconds_per_epoch": None if seconds is None or not epochs else float(seconds) / epochs}
 
 
-def load_or_train(lab, names, key: str, blocks: int, epochs: int, name: str, **train_kwargs):
+def load_or_train(lab, names, key: str, blocks: int, epochs: int, name: str, n_pairs: int | None = None,
+                  **train_kwargs):
     """Return ``(purifier, stats)``: loaded if trained before, else trained now (and saved)."""
     from advlab.paths import cache_dir
     from advlab.purifiers import residual_cgan
@@ -38,7 +39,7 @@ def load_or_train(lab, names, key: str, blocks: int, epochs: int, name: str, **t
             print(f"[experiments] loaded purifier {name} ({blocks} blocks, {epochs} epochs) from {out}")
         return purifier, json.loads(stats_path.read_text())
 
-    x_adv, x_clean = lab.training_pairs(names)
+    x_adv, x_clean = lab.training_pairs(names, limit=n_pairs)
     kwargs = dict(residual_blocks=blocks, epochs=epochs, classifier=lab.classifier,
                   verbose=2 if lab.verbose else 0, samples=0)
     kwargs.update(train_kwargs)
