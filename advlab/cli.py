@@ -1,6 +1,7 @@
 """Command line for long runs: ``python -m advlab train|evaluate ...`` (also ``advlab ...``).
 
     python -m advlab train --dataset mnist --attacks fgsm,pgd,cw --scale full --out runs/mnist_full
+    python -m advlab train --dataset mnist --scale full --budget cpu --out runs/mnist_full   # ~35 min, 2 CPU cores
     python -m advlab evaluate --dataset mnist --attacks fgsm,pgd,cw --scale full --out runs/mnist_full
 
 ``train`` gets the target classifier (cached, see :func:`advlab.classifiers.get_classifier`),
@@ -33,6 +34,10 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eps", type=float, default=None, help="L-inf budget (default: 0.3 MNIST-like, 16/255 else)")
     p.add_argument("--cw-subset", type=int, default=None, help="evaluate C&W on the first N test images only")
     p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--budget", default=None, choices=("paper", "cpu"),
+                   help="full scale only: 'cpu' fills every size flag you leave out from "
+                        "advlab.purifiers.residual_cgan.TABLE_I_CPU (about 35 min for MNIST on 2 CPU cores); "
+                        "default: $ADVLAB_BUDGET, else paper with a GPU, cpu without")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -43,9 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(train)
     train.add_argument("--epochs", type=int, default=None)
     train.add_argument("--residual-blocks", type=int, default=None)
-    train.add_argument("--size", default="paper", choices=("paper", "cpu"),
+    train.add_argument("--size", default=None, choices=("paper", "cpu"),
                        help="network width at full scale: the paper's (64->512 filters, hundreds of "
-                            "CPU-hours) or CPU-sized (32->128, D with 1 residual block; default: %(default)s)")
+                            "CPU-hours) or CPU-sized (32->128, D with 1 residual block); default: the budget's")
     train.add_argument("--base-filters", type=int, default=None)
     train.add_argument("--max-filters", type=int, default=None)
     train.add_argument("--disc-blocks", type=int, default=None, help="residual blocks per discriminator conv")
@@ -62,6 +67,27 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = sub.add_parser("evaluate", help="evaluate the purifier saved in --out")
     _add_common(evaluate)
     return parser
+
+
+def _apply_budget(args) -> None:
+    """At full scale with budget ``cpu``, fill the size flags left out from ``TABLE_I_CPU``."""
+    from advlab.config import get_config, resolve_budget
+
+    if get_config(args.scale).scale != "full":
+        return
+    budget = resolve_budget(args.budget)
+    if budget != "cpu":
+        return
+    from advlab.purifiers.residual_cgan import TABLE_I_CPU as T
+
+    defaults = {"n_train": T["n_train"], "cw_subset": T["cw_test"], "size": T["size"], "epochs": T["epochs"],
+                "batch_size": T["batch_size"], "learning_rate": T["learning_rate"],
+                "train_subset": f"cw={T['cw_train']}"}
+    for key, value in defaults.items():
+        if hasattr(args, key) and getattr(args, key) is None:
+            setattr(args, key, value)
+    if "cw" not in _attack_names(args.attacks) and getattr(args, "train_subset", None) == f"cw={T['cw_train']}":
+        args.train_subset = None
 
 
 def _config(args):
@@ -147,7 +173,7 @@ def cmd_train(args) -> dict | None:
     overrides = {k: v for k, v in {"base_filters": args.base_filters, "max_filters": args.max_filters,
                                    "disc_residual_blocks": args.disc_blocks, "learning_rate": args.learning_rate,
                                    "epochs": args.epochs, "batch_size": args.batch_size}.items() if v is not None}
-    config = CGANConfig.for_scale(cfg, size=args.size)
+    config = CGANConfig.for_scale(cfg, size=args.size or "paper")
     t0 = time.perf_counter()
     purifier = train_purifier(x_adv, x_clean, cfg, args.out, config=config, classifier=model,
                               perceptual=args.perceptual,
@@ -198,6 +224,7 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate}
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    _apply_budget(args)
     COMMANDS[args.command](args)
     return 0
 

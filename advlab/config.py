@@ -74,3 +74,34 @@ def get_config(scale: str | None = None, **overrides) -> LabConfig:
 
 
 from_env = get_config
+
+
+BUDGET_ENV = "ADVLAB_BUDGET"
+BUDGETS = ("paper", "cpu")
+
+
+def resolve_budget(budget: str | None = None, verbose: bool = True) -> str:
+    """How big the *full*-scale networks and training subsets are: ``"paper"`` or ``"cpu"``.
+
+    ``"paper"`` is the papers' widths and data sizes (hundreds of CPU-hours for the residual
+    cGAN; meant for a GPU). ``"cpu"`` keeps every protocol (attacks, eps, iterations, test sets)
+    but uses CPU-sized networks and training subsets, so a full MNIST run fits about an hour on
+    two CPU cores (the numbers live next to the code they size:
+    ``advlab.purifiers.residual_cgan.TABLE_I_CPU``, ``advlab.experiments.pipeline.CPU_BUDGET``,
+    ``advlab.comparison.CPU_BUDGET``). Default: ``$ADVLAB_BUDGET``, else ``"paper"`` when
+    TensorFlow sees a GPU and ``"cpu"`` otherwise; the choice is printed.
+    """
+    source = "argument"
+    if budget is None and os.environ.get(BUDGET_ENV):
+        budget, source = os.environ[BUDGET_ENV], f"${BUDGET_ENV}"
+    if budget is None:
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        budget, source = ("paper", f"{len(gpus)} GPU(s) visible") if gpus else ("cpu", "no GPU visible")
+    key = str(budget).strip().lower()
+    if key not in BUDGETS:
+        raise ValueError(f"Unknown budget {budget!r} (from the {source}); choose one of {BUDGETS}.")
+    if verbose:
+        print(f"[advlab] full-scale budget: {key} ({source})")
+    return key

@@ -7,6 +7,7 @@
     python scripts/run_experiment.py ablation --dataset mnist --scale full   # Table V / Fig. 6-7
     python scripts/run_experiment.py grids    --dataset mnist --scale full   # Fig. 4 + before/after grids
     python scripts/run_experiment.py matrix --scale full --estimate           # time probes, no run
+    python scripts/run_experiment.py all --dataset mnist --scale full --budget cpu  # sized for a 2-core CPU
 
 Results (JSON/CSV/PNG) go to figures/ (or $ADVLAB_FIGURES_DIR); adversarial sets, purifiers and
 per-cell progress are cached in .cache/experiments (or $ADVLAB_CACHE_DIR): if a run is
@@ -38,6 +39,10 @@ def parse(argv=None):
     p.add_argument("--perceptual", default=None, help="auto | vgg19 | classifier | none | <VGG19 weights file>")
     p.add_argument("--narrow", action="store_true",
                    help="narrow purifiers (16-64 filters instead of the paper's 64-512): ~10x cheaper on a CPU")
+    p.add_argument("--budget", default=None, choices=("cpu",),
+                   help="cpu: full-strength attacks and protocols sized for a 2-core CPU "
+                        "(advlab.experiments.pipeline.CPU_BUDGET: CPU-sized networks, 2,000 training pairs, "
+                        "1,000 test images); explicit --n-train/--n-test/--epochs still win")
     p.add_argument("--estimate", action="store_true", help="time short probes and print the expected run time")
     return p.parse_args(argv)
 
@@ -49,10 +54,13 @@ def main(argv=None) -> int:
     from advlab.config import get_config
     from advlab.experiments import pipeline, tables
 
-    overrides = {k: v for k, v in (("n_train", args.n_train), ("n_test", args.n_test),
-                                   ("purifier_epochs", args.epochs)) if v is not None}
+    overrides = dict(pipeline.CPU_BUDGET_CFG) if args.budget == "cpu" else {}
+    overrides.update({k: v for k, v in (("n_train", args.n_train), ("n_test", args.n_test),
+                                        ("purifier_epochs", args.epochs)) if v is not None})
     cfg = get_config(args.scale, **overrides)
-    plan_changes = {"perceptual": args.perceptual} if args.perceptual else {}
+    plan_changes = dict(pipeline.CPU_BUDGET) if args.budget == "cpu" else {}
+    if args.perceptual:
+        plan_changes["perceptual"] = args.perceptual
     if args.narrow:
         plan_changes["purifier_kwargs"] = dict(pipeline.NARROW)
     plan = pipeline.plan(cfg, **plan_changes)
@@ -84,7 +92,8 @@ def main(argv=None) -> int:
                 print(f"  {r['time']:>10}  {r['part']}")
         return 0
 
-    lab = pipeline.prepare(args.dataset, cfg)
+    # the scale's own classifier, whatever subset the purifiers train and are evaluated on
+    lab = pipeline.prepare(args.dataset, cfg, classifier_cfg=get_config(args.scale))
     runners = {"matrix": tables.run_matrix, "transfer": tables.run_transfer, "sweeps": tables.run_sweeps,
                "ablation": tables.run_ablation, "grids": tables.run_grids}
     for what in todo:

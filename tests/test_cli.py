@@ -42,6 +42,33 @@ def test_train_subset_spec():
             cli._subsets(bad, ["fgsm", "pgd", "cw"])
 
 
+def test_cpu_budget_fills_only_the_flags_left_out(monkeypatch, capsys):
+    from advlab.purifiers.residual_cgan import TABLE_I_CPU
+
+    args = cli.build_parser().parse_args(["train", "--dataset", "mnist", "--scale", "full", "--out", "x",
+                                          "--budget", "cpu", "--epochs", "7"])
+    cli._apply_budget(args)
+    assert (args.epochs, args.size, args.n_train, args.cw_subset) == (7, "cpu", TABLE_I_CPU["n_train"], 1000)
+    assert args.train_subset == "cw=1000" and args.learning_rate == TABLE_I_CPU["learning_rate"]
+    assert "budget: cpu (argument)" in capsys.readouterr().out
+    monkeypatch.setenv("ADVLAB_BUDGET", "paper")
+    args = cli.build_parser().parse_args(["train", "--dataset", "mnist", "--scale", "full", "--out", "x"])
+    cli._apply_budget(args)
+    assert args.size is None and args.n_train is None and args.epochs is None
+    args = cli.build_parser().parse_args(["train", "--dataset", "mnist", "--scale", "smoke", "--out", "x",
+                                          "--budget", "cpu"])
+    cli._apply_budget(args)                                  # smoke scale has its own sizes
+    assert args.size is None and args.n_train is None
+
+
+def test_unknown_budget_is_refused(monkeypatch):
+    from advlab.config import resolve_budget
+
+    monkeypatch.setenv("ADVLAB_BUDGET", "tiny")
+    with pytest.raises(ValueError, match="Unknown budget 'tiny'.*ADVLAB_BUDGET"):
+        resolve_budget()
+
+
 @pytest.mark.slow
 def test_tiny_train_resume_evaluate(tmp_path, capsys):
     out = tmp_path / "run"

@@ -94,3 +94,27 @@ def test_estimate_arithmetic_with_fixed_probe_costs(monkeypatch):
     assert abl[len(plan.ablation_blocks) - 1]["seconds"] == pytest.approx(1000 * 0.001 * 16)   # 15 blocks
     with pytest.raises(ValueError, match="unknown"):
         estimate.estimate("table9", lab, plan, 1, 1, 1)
+
+
+def test_cpu_budget_keeps_the_protocol_and_shrinks_the_cost():
+    from advlab.purifiers.residual_cgan import SIZES
+
+    cfg = get_config("full", **pipeline.CPU_BUDGET_CFG)
+    p = pipeline.plan(cfg, **pipeline.CPU_BUDGET)
+    full = pipeline.plan(get_config("full"))
+    assert (p.train_attacks, p.test_attacks, p.ablation_blocks) == (full.train_attacks, full.test_attacks,
+                                                                    full.ablation_blocks)
+    assert cfg.attack_iters == 40 and cfg.n_test >= 1000
+    assert SIZES["cpu"].items() <= p.purifier_kwargs.items()
+    assert min(p.sweep_iterations) == 10 and max(p.sweep_iterations) == 100
+
+
+def test_lab_trains_other_classifiers_with_the_classifier_config(monkeypatch):
+    from advlab import classifiers
+
+    lab, _ = make_lab()
+    lab.classifier_cfg = get_config("full")
+    seen = {}
+    monkeypatch.setattr(classifiers, "get_classifier", lambda ds, cfg, arch=None, verbose=True: seen.update(cfg=cfg))
+    lab.classifier_for("mnist_mlp")
+    assert seen["cfg"] is lab.classifier_cfg

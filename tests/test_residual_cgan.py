@@ -113,3 +113,15 @@ def test_config_for_scale():
     assert gen.count_params() < 10_000_000               # 8.7M, against 93.6M at the paper's width
     with pytest.raises(ValueError, match="Unknown purifier size"):
         rc.CGANConfig.for_scale(get_config("full"), size="huge")
+
+
+def test_table_i_protocol_by_scale_and_budget():
+    from advlab.config import get_config
+
+    smoke = rc.table_i_protocol(get_config("smoke"))
+    assert smoke.config == rc.CGANConfig.for_scale(get_config("smoke")) and smoke.budget == "smoke"
+    cpu = rc.table_i_protocol(get_config("full"), "cpu")
+    assert (cpu.n_train, cpu.cw_train, cpu.cw_test) == (rc.TABLE_I_CPU["n_train"], rc.TABLE_I_CPU["cw_train"], 1000)
+    assert (cpu.config.base_filters, cpu.config.epochs, cpu.config.residual_blocks) == (32, rc.TABLE_I_CPU["epochs"], 7)
+    paper = rc.table_i_protocol(get_config("full"), "paper")
+    assert paper.n_train is None and paper.config.base_filters == 64 and paper.config.max_filters == 512

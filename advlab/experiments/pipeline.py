@@ -65,6 +65,20 @@ PLANS = {
 }
 
 
+# The full-scale MNIST / Fashion-MNIST experiments sized for a 2-core CPU
+# (``scripts/run_experiment.py ... --budget cpu``): every attack at full strength (eps 0.3,
+# 40 iterations) and the papers' protocols, but the CPU-sized networks of
+# advlab.purifiers.residual_cgan.SIZES["cpu"] (batch 64, Adam 5e-4), 2,000 training pairs per
+# purifier (AutoAttack and C&W cost 0.1-0.5 s per image here), 1,000 test images, 500 images per
+# sweep point and 5 epochs per ablation model. ``CPU_BUDGET_CFG`` changes the LabConfig.
+CPU_BUDGET_CFG = {"n_train": 2000, "n_test": 1000, "purifier_epochs": 10}
+CPU_BUDGET = {
+    "purifier_kwargs": {"base_filters": 32, "max_filters": 128, "disc_filters": 32, "disc_residual_blocks": 1,
+                        "batch_size": 64, "learning_rate": 5e-4},
+    "sweep_n": 500, "sweep_iterations": (10, 20, 40, 70, 100), "ablation_epochs": 5,
+}
+
+
 def plan(cfg, **overrides) -> Plan:
     """The :class:`Plan` for ``cfg.scale`` with optional field overrides."""
     p = PLANS[cfg.scale]
@@ -111,6 +125,7 @@ class Lab:
     y_test: np.ndarray
     class_names: tuple = ()
     verbose: bool = True
+    classifier_cfg: object = None     # the config the classifiers were trained with (None: cfg)
     _models: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -138,7 +153,8 @@ class Lab:
         if arch not in self._models:
             from advlab import classifiers
 
-            self._models[arch] = classifiers.get_classifier(self.dataset, self.cfg, arch=arch, verbose=self.verbose)
+            self._models[arch] = classifiers.get_classifier(self.dataset, self.classifier_cfg or self.cfg, arch=arch,
+                                                            verbose=self.verbose)
         return self._models[arch]
 
     def adversarial(self, attack: str, split: str = "test", arch: str | None = None,
@@ -234,7 +250,7 @@ def prepare(dataset: str = "mnist", cfg=None, arch: str | None = None, verbose: 
     x_tr, y_tr = data.load(ds.name, "train", source=cfg.data_source, limit=cfg.n_train, verbose=verbose)
     x_te, y_te = data.load(ds.name, "test", source=cfg.data_source, limit=cfg.n_test, verbose=verbose)
     model = classifiers.get_classifier(ds.name, classifier_cfg or cfg, arch=arch, verbose=verbose)
-    lab = Lab(ds.name, cfg, arch, model, x_tr, y_tr, x_te, y_te, tuple(ds.class_names), verbose)
+    lab = Lab(ds.name, cfg, arch, model, x_tr, y_tr, x_te, y_te, tuple(ds.class_names), verbose, classifier_cfg)
     if verbose:
         print(f"[experiments] {ds.name}: {len(x_tr)} train / {len(x_te)} test images, target {arch}, "
               f"clean test accuracy {classifiers.accuracy(model, x_te, y_te):.2%}")

@@ -44,6 +44,13 @@ SIZES = {
     "paper": {},
     "cpu": {"base_filters": 32, "max_filters": 128, "disc_filters": 32, "disc_residual_blocks": 1},
 }
+# The paper's Table I protocol (one purifier on the FGSM + PGD + C&W composite, eps 0.3, 40
+# iterations, the full 10k test set) sized for a 2-core CPU: the "cpu" networks, 20,000 clean
+# training images per attack (1,000 for C&W, ~0.13 s per image), 3 epochs of batch 64 at Adam
+# 5e-4 (pix2pix's 2e-4 was tuned for batch 1; 1,900 steps here). C&W is evaluated on the first
+# 1,000 test images. ``python -m advlab train --scale full --budget cpu`` and notebook 03 use it.
+TABLE_I_CPU = {"size": "cpu", "n_train": 20000, "cw_train": 1000, "cw_test": 1000, "epochs": 3,
+               "batch_size": 64, "learning_rate": 5e-4}
 
 
 @dataclass(frozen=True)
@@ -237,6 +244,35 @@ def make_trainer(input_shape, config: CGANConfig, perceptual=None, jit_compile=F
     trainer.compile(g_optimizer=adam(), d_optimizer=adam(), jit_compile=jit_compile)
     trainer.build_optimizers()  # slot variables now, in the strategy's scope (not lazily in a replica)
     return trainer
+
+
+@dataclass(frozen=True)
+class TableIProtocol:
+    """Sizes of one Table I run: clean training images per attack, C&W training images, C&W
+    test images, and the purifier's :class:`CGANConfig`."""
+
+    n_train: int | None
+    cw_train: int | None
+    cw_test: int
+    config: CGANConfig
+    budget: str
+
+
+def table_i_protocol(cfg, budget: str | None = None) -> TableIProtocol:
+    """The Table I protocol at ``cfg``'s scale: tiny at smoke scale; at full scale the paper's
+    sizes (``budget="paper"``) or :data:`TABLE_I_CPU` (``"cpu"``; see
+    :func:`advlab.config.resolve_budget` for the default)."""
+    from advlab.config import resolve_budget
+
+    if cfg.scale == "smoke":
+        return TableIProtocol(300, 100, 50, CGANConfig.for_scale(cfg), "smoke")
+    budget = resolve_budget(budget)
+    if budget == "paper":
+        return TableIProtocol(cfg.n_train, cfg.n_train, 1000, CGANConfig.for_scale(cfg), budget)
+    t = TABLE_I_CPU
+    config = CGANConfig.for_scale(cfg, size=t["size"]).replace(epochs=t["epochs"], batch_size=t["batch_size"],
+                                                                learning_rate=t["learning_rate"])
+    return TableIProtocol(t["n_train"], t["cw_train"], t["cw_test"], config, budget)
 
 
 def as_purifier(generator: keras.Model, name: str = "residual_cgan") -> KerasPurifier:
