@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -88,6 +88,27 @@ CPU_BUDGET = {
     "purifier_epochs": 6, "versatile_pairs": 3600, "versatile_epochs": 10,
     "ae_epochs": 10, "capgan_pairs": 10000, "capgan_epochs": 3, "adaptive_attacks": ("pgd",),
 }
+CPU_BUDGET_N_TRAIN = 10000           # training images the learned defences draw from
+
+
+def configure(scale: str | None = None, budget: str | None = None, n_train: int | None = None, **overrides):
+    """``(cfg, plan)`` for a comparison run at ``scale``: at full scale with the ``"cpu"`` budget
+    (:func:`advlab.config.resolve_budget`) :data:`CPU_BUDGET` applies and the learned defences
+    train on the first :data:`CPU_BUDGET_N_TRAIN` images; ``overrides`` change plan fields.
+    Only the ``plan.n_eval`` test images are loaded (and attacked)."""
+    from advlab.config import get_config, resolve_budget
+
+    cfg = get_config(scale)
+    changes = {}
+    if cfg.scale == "full" and resolve_budget(budget) == "cpu":
+        changes, n_train = dict(CPU_BUDGET), n_train or CPU_BUDGET_N_TRAIN
+    changes.update(overrides)
+    plan = plan_for(cfg, **changes)
+    if n_train is not None:
+        cfg = cfg.replace(n_train=n_train)
+    if plan.n_eval is not None and (cfg.n_test is None or cfg.n_test > plan.n_eval):
+        cfg = cfg.replace(n_test=plan.n_eval)
+    return cfg, plan
 
 
 def plan_for(cfg, **overrides) -> ComparisonPlan:

@@ -33,11 +33,12 @@ def parse(argv=None):
     p.add_argument("--n-adaptive", type=int, default=None, help="images per e2e/BPDA cell")
     p.add_argument("--defences", default=None, help="comma-separated subset of advlab.comparison.DEFENCES")
     p.add_argument("--adaptive-attacks", default=None, help="e.g. pgd,mifgsm,autoattack")
-    p.add_argument("--budget", default=None, choices=("cpu",),
-                   help="cpu: the full-scale table in about an hour of a 2-core CPU (advlab.comparison.CPU_BUDGET: "
-                        "CPU-sized networks, training subsets, PGD-40 as the adaptive attack)")
+    p.add_argument("--budget", default=None, choices=("paper", "cpu"),
+                   help="full scale only; cpu: the table in about an hour of a 2-core CPU (advlab.comparison.CPU_BUDGET: "
+                        "CPU-sized networks, training subsets, PGD-40 as the adaptive attack). "
+                        "Default: $ADVLAB_BUDGET, else paper with a GPU, cpu without")
     p.add_argument("--n-train", type=int, default=None,
-                   help="training images for the learned defences (default: all; --budget cpu: 10000)")
+                   help="training images for the learned defences (default: all; cpu budget: 10000)")
     p.add_argument("--cgan-run", default=None,
                    help="use the residual cGAN trained by `python -m advlab train --out DIR` instead of training one")
     p.add_argument("--narrow", action="store_true",
@@ -72,7 +73,7 @@ def estimate(dataset: str, cfg, plan, probe: int = 16) -> list[dict]:
 
     from advlab import adaptive, attacks, data, evaluation
     from advlab.experiments import estimate as est
-    from advlab.experiments.pipeline import Lab, plan as exp_plan
+    from advlab.experiments.pipeline import plan as exp_plan
     from advlab.purifiers import autoencoder, capgan, classical, KerasPurifier, Identity, residual_cgan
 
     smoke = __import__("advlab.config", fromlist=["get_config"]).get_config("smoke")
@@ -153,15 +154,9 @@ def main(argv=None) -> int:
     if args.data_dir:
         os.environ["ADVLAB_DATA_DIR"] = str(Path(args.data_dir).resolve())
     from advlab import comparison
-    from advlab.config import get_config
     from advlab.experiments.pipeline import prepare
 
-    cfg = get_config(args.scale)
-    classifier_cfg = cfg                   # the scale's classifier, whatever subset the defences train on
-    overrides = dict(comparison.CPU_BUDGET) if args.budget == "cpu" else {}
-    n_train = args.n_train or (10000 if args.budget == "cpu" else None)
-    if n_train is not None and cfg.scale == "full":
-        cfg = cfg.replace(n_train=n_train)
+    overrides = {}
     if args.cgan_run:
         overrides["cgan_run"] = str(Path(args.cgan_run).resolve())
     if args.n_eval is not None:
@@ -180,9 +175,7 @@ def main(argv=None) -> int:
         overrides["purifier_kwargs"] = dict(pipeline.NARROW)
     if args.adaptive_attacks:
         overrides["adaptive_attacks"] = tuple(a.strip() for a in args.adaptive_attacks.split(","))
-    plan = comparison.plan_for(cfg, **overrides)
-    if cfg.n_test is None or (plan.n_eval is not None and cfg.n_test > plan.n_eval):
-        cfg = cfg.replace(n_test=plan.n_eval)     # attack only the test images that are evaluated
+    cfg, plan = comparison.configure(args.scale, args.budget, n_train=args.n_train, **overrides)
     if args.estimate:
         rows = estimate(args.dataset, cfg, plan)
         total = sum(r["seconds"] for r in rows)
@@ -191,7 +184,7 @@ def main(argv=None) -> int:
         print(f"total ≈ {total / 3600:.1f} h on this machine (order of magnitude; CPU load from other jobs changes it)")
         return 0
     t0 = time.perf_counter()
-    lab = prepare(args.dataset, cfg, verbose=not args.quiet, classifier_cfg=classifier_cfg)
+    lab = prepare(args.dataset, cfg, verbose=not args.quiet)
     result = comparison.run_comparison(lab, plan, progress=not args.quiet)
     paths = result.save()
     import pandas as pd

@@ -39,10 +39,11 @@ def parse(argv=None):
     p.add_argument("--perceptual", default=None, help="auto | vgg19 | classifier | none | <VGG19 weights file>")
     p.add_argument("--narrow", action="store_true",
                    help="narrow purifiers (16-64 filters instead of the paper's 64-512): ~10x cheaper on a CPU")
-    p.add_argument("--budget", default=None, choices=("cpu",),
-                   help="cpu: full-strength attacks and protocols sized for a 2-core CPU "
+    p.add_argument("--budget", default=None, choices=("paper", "cpu"),
+                   help="full scale only; cpu: full-strength attacks and protocols sized for a 2-core CPU "
                         "(advlab.experiments.pipeline.CPU_BUDGET: CPU-sized networks, 2,000 training pairs, "
-                        "1,000 test images); explicit --n-train/--n-test/--epochs still win")
+                        "1,000 test images); explicit --n-train/--n-test/--epochs still win. "
+                        "Default: $ADVLAB_BUDGET, else paper with a GPU, cpu without")
     p.add_argument("--estimate", action="store_true", help="time short probes and print the expected run time")
     return p.parse_args(argv)
 
@@ -54,16 +55,13 @@ def main(argv=None) -> int:
     from advlab.config import get_config
     from advlab.experiments import pipeline, tables
 
-    overrides = dict(pipeline.CPU_BUDGET_CFG) if args.budget == "cpu" else {}
-    overrides.update({k: v for k, v in (("n_train", args.n_train), ("n_test", args.n_test),
-                                        ("purifier_epochs", args.epochs)) if v is not None})
-    cfg = get_config(args.scale, **overrides)
-    plan_changes = dict(pipeline.CPU_BUDGET) if args.budget == "cpu" else {}
+    overrides = {k: v for k, v in (("n_train", args.n_train), ("n_test", args.n_test),
+                                   ("purifier_epochs", args.epochs)) if v is not None}
+    cfg, plan = pipeline.configure(args.scale, args.budget, **overrides)
     if args.perceptual:
-        plan_changes["perceptual"] = args.perceptual
+        plan = plan.replace(perceptual=args.perceptual)
     if args.narrow:
-        plan_changes["purifier_kwargs"] = dict(pipeline.NARROW)
-    plan = pipeline.plan(cfg, **plan_changes)
+        plan = plan.replace(purifier_kwargs=dict(pipeline.NARROW))
     print(cfg)
     print(plan)
     todo = EXPERIMENTS if args.experiment == "all" else (args.experiment,)
@@ -92,8 +90,7 @@ def main(argv=None) -> int:
                 print(f"  {r['time']:>10}  {r['part']}")
         return 0
 
-    # the scale's own classifier, whatever subset the purifiers train and are evaluated on
-    lab = pipeline.prepare(args.dataset, cfg, classifier_cfg=get_config(args.scale))
+    lab = pipeline.prepare(args.dataset, cfg)
     runners = {"matrix": tables.run_matrix, "transfer": tables.run_transfer, "sweeps": tables.run_sweeps,
                "ablation": tables.run_ablation, "grids": tables.run_grids}
     for what in todo:

@@ -40,7 +40,7 @@ def test_table_names_every_mode_and_resumes(lab, monkeypatch):
     assert "EOT-2" in notes[("autoencoder_noisy", "e2e")]
     assert notes[("median", "bpda")] == "gradient=bpda"
     # no defence: clean accuracy equals the classifier's own, gray-box equals the attacked accuracy
-    from advlab import attacks, classifiers
+    from advlab import classifiers
 
     assert frame.loc["none", "clean:none"] == pytest.approx(100 * classifiers.accuracy(lab.classifier, lab.x_test, lab.y_test))
     x_fgsm = lab.adversarial("fgsm")
@@ -92,3 +92,13 @@ def test_cpu_budget_is_a_valid_plan():
     plan = comparison.plan_for(get_config("full"), **comparison.CPU_BUDGET)
     assert plan.n_eval >= 1000 and "pgd" in plan.adaptive_attacks and "pgd" in plan.gray_attacks
     assert set(comparison.DEFENCES) == set(plan.defences)
+
+
+def test_configure_applies_the_budget_only_at_full_scale():
+    cfg, plan = comparison.configure("full", "cpu")
+    assert (cfg.n_train, cfg.n_test, cfg.attack_iters) == (comparison.CPU_BUDGET_N_TRAIN, 1000, 40)
+    assert plan.versatile_pairs == comparison.CPU_BUDGET["versatile_pairs"]
+    cfg, plan = comparison.configure("full", "paper", n_eval=2000)
+    assert cfg.n_train is None and cfg.n_test == 2000 and plan.purifier_kwargs is None
+    cfg, plan = comparison.configure("smoke", "cpu")
+    assert plan == comparison.PLANS["smoke"] and cfg.n_train == 1000

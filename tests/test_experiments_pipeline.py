@@ -99,8 +99,10 @@ def test_estimate_arithmetic_with_fixed_probe_costs(monkeypatch):
 def test_cpu_budget_keeps_the_protocol_and_shrinks_the_cost():
     from advlab.purifiers.residual_cgan import SIZES
 
-    cfg = get_config("full", **pipeline.CPU_BUDGET_CFG)
-    p = pipeline.plan(cfg, **pipeline.CPU_BUDGET)
+    cfg, p = pipeline.configure("full", "cpu")
+    assert cfg == get_config("full", **pipeline.CPU_BUDGET_CFG)
+    assert pipeline.configure("full", "paper") == (get_config("full"), pipeline.plan(get_config("full")))
+    assert pipeline.configure("smoke", "cpu", n_test=50)[0] == get_config("smoke", n_test=50)
     full = pipeline.plan(get_config("full"))
     assert (p.train_attacks, p.test_attacks, p.ablation_blocks) == (full.train_attacks, full.test_attacks,
                                                                     full.ablation_blocks)

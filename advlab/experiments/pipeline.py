@@ -85,6 +85,20 @@ def plan(cfg, **overrides) -> Plan:
     return p.replace(**overrides) if overrides else p
 
 
+def configure(scale: str | None = None, budget: str | None = None, **cfg_overrides):
+    """``(cfg, plan)`` for the experiments at ``scale``; at full scale with the ``"cpu"`` budget
+    (:func:`advlab.config.resolve_budget`) :data:`CPU_BUDGET_CFG` / :data:`CPU_BUDGET` apply.
+    ``cfg_overrides`` (e.g. ``n_test=500``) are applied last."""
+    from advlab.config import get_config, resolve_budget
+
+    cfg = get_config(scale)
+    changes = {}
+    if cfg.scale == "full" and resolve_budget(budget) == "cpu":
+        cfg, changes = cfg.replace(**CPU_BUDGET_CFG), dict(CPU_BUDGET)
+    cfg = cfg.replace(**cfg_overrides) if cfg_overrides else cfg
+    return cfg, plan(cfg, **changes)
+
+
 VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
 
 
@@ -239,12 +253,18 @@ def prepare(dataset: str = "mnist", cfg=None, arch: str | None = None, verbose: 
             classifier_cfg=None) -> Lab:
     """Load ``cfg.n_train`` / ``cfg.n_test`` images and the (cached) trained target classifier.
 
-    ``classifier_cfg`` (default ``cfg``) sizes the classifier's own training, so a run that
-    attacks and trains purifiers on a subset can still defend the scale's full classifier."""
+    ``classifier_cfg`` sizes the classifier's own training. Default: ``cfg`` with the scale
+    preset's ``n_train`` / ``n_test``, so a run that attacks and trains purifiers on a subset
+    still defends the scale's own classifier (the one every other notebook uses)."""
     from advlab import classifiers, data
     from advlab.config import get_config
 
     cfg = cfg or get_config()
+    if classifier_cfg is None:
+        from advlab.config import PRESETS
+
+        preset = PRESETS[cfg.scale]
+        classifier_cfg = cfg.replace(n_train=preset.n_train, n_test=preset.n_test)
     ds = data.info(dataset)
     arch = arch or classifiers.DEFAULT_ARCH[ds.name]
     x_tr, y_tr = data.load(ds.name, "train", source=cfg.data_source, limit=cfg.n_train, verbose=verbose)
