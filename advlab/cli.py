@@ -179,7 +179,9 @@ def cmd_train(args) -> dict | None:
                               perceptual=args.perceptual,
                               schedule=args.schedule, mixed_precision=args.mixed_precision,
                               resume=args.resume, verbose=2 if args.quiet else 1, **overrides)
-    _timings(args.out, train_session_s=time.perf_counter() - t0,
+    session = time.perf_counter() - t0
+    previous = json.loads((args.out / "timings.json").read_text()).get("train_sessions_s", [])
+    _timings(args.out, train_session_s=session, train_sessions_s=previous + [session],
              train_time_total_s=purifier.info.get("train_time_s"), n_pairs=int(len(x_adv)))
     return cmd_evaluate(args, cfg=cfg, model=model) if args.evaluate else None
 

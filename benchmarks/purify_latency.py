@@ -66,23 +66,27 @@ def main(argv=None) -> dict:
     p.add_argument("--side", type=int, default=28)
     p.add_argument("--channels", type=int, default=1)
     p.add_argument("--blocks", type=int, default=7)
-    p.add_argument("--filters", type=int, default=64)
+    p.add_argument("--size", default="paper", choices=("paper", "cpu"),
+                   help="widths from advlab.purifiers.residual_cgan.SIZES (default: %(default)s)")
+    p.add_argument("--filters", type=int, default=None, help="base filters (default: the size's)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batches", default="1,256")
     args = p.parse_args(argv)
 
     import tensorflow as tf
 
-    from advlab.purifiers.residual_cgan import as_purifier, build_generator
+    from advlab.purifiers.residual_cgan import SIZES, CGANConfig, as_purifier, build_generator
 
+    widths = CGANConfig(**SIZES[args.size])
+    base = widths.base_filters if args.filters is None else args.filters
     gen = build_generator((args.side, args.side, args.channels), residual_blocks=args.blocks,
-                          base_filters=args.filters)
+                          base_filters=base, max_filters=max(widths.max_filters, base))
     purifier = as_purifier(gen)
     flops = generator_flops(gen)
     rate = matmul_flops_per_s()
     x = np.random.default_rng(0).random((256, args.side, args.side, args.channels), dtype=np.float32)
     result = {"input": [args.side, args.side, args.channels], "residual_blocks": args.blocks,
-              "base_filters": args.filters, "params": int(gen.count_params()),
+              "size": args.size, "base_filters": base, "max_filters": max(widths.max_filters, base), "params": int(gen.count_params()),
               "gflop_per_image": flops / 1e9, "matmul_gflop_per_s": rate / 1e9,
               "threads": {"intra": tf.config.threading.get_intra_op_parallelism_threads(),
                           "cpus": os.cpu_count()}}

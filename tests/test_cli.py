@@ -87,5 +87,6 @@ def test_tiny_train_resume_evaluate(tmp_path, capsys):
     assert set(result["attacks"]) == {"fgsm", "pgd"} and result["n"] == 32 and result["train_epochs"] == 2
     timings = json.loads((out / "timings.json").read_text())
     assert timings["n_pairs"] == 64 + 16 and "attack_train_fgsm_s" in timings
+    assert len(timings["train_sessions_s"]) == 2                        # first run + resumed run
     cli.main(["evaluate", *common, "--cw-subset", "8"])
     assert json.loads((out / "evaluation.json").read_text())["scale"] == "smoke"
