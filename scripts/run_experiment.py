@@ -44,6 +44,10 @@ def parse(argv=None):
                         "(advlab.experiments.pipeline.CPU_BUDGET: CPU-sized networks, 2,000 training pairs, "
                         "1,000 test images); explicit --n-train/--n-test/--epochs still win. "
                         "Default: $ADVLAB_BUDGET, else paper with a GPU, cpu without")
+    p.add_argument("--purifier-run", default=None, metavar="DIR",
+                   help="sweeps / grids: defend with the generator of `python -m advlab train --out DIR` "
+                        "instead of training the plan's versatile purifier")
+    p.add_argument("--test-attacks", default=None, help="grids: comma-separated attacks (default: the plan's seven)")
     p.add_argument("--estimate", action="store_true", help="time short probes and print the expected run time")
     return p.parse_args(argv)
 
@@ -62,6 +66,10 @@ def main(argv=None) -> int:
         plan = plan.replace(perceptual=args.perceptual)
     if args.narrow:
         plan = plan.replace(purifier_kwargs=dict(pipeline.NARROW))
+    if args.test_attacks:
+        plan = plan.replace(test_attacks=tuple(a.strip().lower() for a in args.test_attacks.split(",") if a.strip()))
+    if args.purifier_run and args.experiment not in ("sweeps", "grids"):
+        raise SystemExit("error: --purifier-run applies to the sweeps and grids experiments only")
     print(cfg)
     print(plan)
     todo = EXPERIMENTS if args.experiment == "all" else (args.experiment,)
@@ -93,6 +101,14 @@ def main(argv=None) -> int:
     lab = pipeline.prepare(args.dataset, cfg)
     runners = {"matrix": tables.run_matrix, "transfer": tables.run_transfer, "sweeps": tables.run_sweeps,
                "ablation": tables.run_ablation, "grids": tables.run_grids}
+    if args.purifier_run:
+        from functools import partial
+
+        from advlab.purifiers.residual_cgan import load_purifier
+
+        purifier = load_purifier(args.purifier_run, name="M_tableI")
+        print(f"defending with {purifier.name} from {args.purifier_run}")
+        runners = {k: partial(runners[k], purifier=purifier) for k in ("sweeps", "grids")}
     for what in todo:
         t0 = time.perf_counter()
         out = runners[what](lab, plan)
