@@ -1,7 +1,11 @@
 """Command line for long runs: ``python -m advlab train|evaluate ...`` (also ``advlab ...``).
 
-    python -m advlab train --dataset mnist --attacks fgsm,pgd,cw --scale full --out runs/mnist_full
-    python -m advlab train --dataset mnist --scale full --budget cpu --out runs/mnist_full   # ~35 min, 2 CPU cores
+    python -m advlab train --dataset mnist --scale full --budget paper --out runs/mnist_paper  # GPU-sized
+    python -m advlab train --dataset mnist --scale full --budget cpu --out runs/mnist_full     # 2 CPU cores
+
+At full scale the budget (``--budget``, else ``$ADVLAB_BUDGET``, else ``paper`` with a GPU and
+``cpu`` without; see :func:`advlab.config.resolve_budget`) fills the size flags left out; the
+``cpu`` values are :data:`advlab.purifiers.residual_cgan.TABLE_I_CPU`.
     python -m advlab evaluate --dataset mnist --attacks fgsm,pgd,cw --scale full --out runs/mnist_full
 
 ``train`` gets the target classifier (cached, see :func:`advlab.classifiers.get_classifier`),
@@ -57,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--learning-rate", type=float, default=None)
     train.add_argument("--train-subset", default=None, metavar="ATTACK=N[,ATTACK=N]",
                        help="train on the first N clean images only for these attacks, e.g. cw=1000 "
-                            "(C&W costs ~0.3 s per MNIST image on 2 CPU cores)")
+                            "(C&W costs ~0.13 s per MNIST image on 2 CPU cores)")
     train.add_argument("--perceptual", default="auto",
                        help="auto | vgg19 | classifier | none | vgg19-random | PATH to VGG19 weights (default: auto)")
     train.add_argument("--schedule", default="constant", choices=("constant", "multistep"))
@@ -83,11 +87,11 @@ def _apply_budget(args) -> None:
     defaults = {"n_train": T["n_train"], "cw_subset": T["cw_test"], "size": T["size"], "epochs": T["epochs"],
                 "batch_size": T["batch_size"], "learning_rate": T["learning_rate"],
                 "train_subset": f"cw={T['cw_train']}"}
+    if "cw" not in _attack_names(args.attacks):
+        defaults.pop("train_subset")
     for key, value in defaults.items():
         if hasattr(args, key) and getattr(args, key) is None:
             setattr(args, key, value)
-    if "cw" not in _attack_names(args.attacks) and getattr(args, "train_subset", None) == f"cw={T['cw_train']}":
-        args.train_subset = None
 
 
 def _config(args):

@@ -176,6 +176,8 @@ def main(argv=None) -> int:
     if args.adaptive_attacks:
         overrides["adaptive_attacks"] = tuple(a.strip() for a in args.adaptive_attacks.split(","))
     cfg, plan = comparison.configure(args.scale, args.budget, n_train=args.n_train, **overrides)
+    if plan.n_eval is not None and (cfg.n_test is None or cfg.n_test > plan.n_eval):
+        cfg = cfg.replace(n_test=plan.n_eval)     # attack only the test images that are evaluated
     if args.estimate:
         rows = estimate(args.dataset, cfg, plan)
         total = sum(r["seconds"] for r in rows)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from functools import partial
 import sys
 import time
 from pathlib import Path
@@ -66,8 +67,8 @@ def main(argv=None) -> int:
         plan = plan.replace(perceptual=args.perceptual)
     if args.narrow:
         plan = plan.replace(purifier_kwargs=dict(pipeline.NARROW))
-    if args.test_attacks:
-        plan = plan.replace(test_attacks=tuple(a.strip().lower() for a in args.test_attacks.split(",") if a.strip()))
+    grid_attacks = (tuple(a.strip().lower() for a in args.test_attacks.split(",") if a.strip())
+                    if args.test_attacks else None)
     if args.purifier_run and args.experiment not in ("sweeps", "grids"):
         raise SystemExit("error: --purifier-run applies to the sweeps and grids experiments only")
     print(cfg)
@@ -102,13 +103,13 @@ def main(argv=None) -> int:
     runners = {"matrix": tables.run_matrix, "transfer": tables.run_transfer, "sweeps": tables.run_sweeps,
                "ablation": tables.run_ablation, "grids": tables.run_grids}
     if args.purifier_run:
-        from functools import partial
-
         from advlab.purifiers.residual_cgan import load_purifier
 
         purifier = load_purifier(args.purifier_run, name="M_tableI")
         print(f"defending with {purifier.name} from {args.purifier_run}")
-        runners = {k: partial(runners[k], purifier=purifier) for k in ("sweeps", "grids")}
+        runners.update({k: partial(runners[k], purifier=purifier) for k in ("sweeps", "grids")})
+    if grid_attacks:
+        runners["grids"] = partial(runners["grids"], attacks=grid_attacks)
     for what in todo:
         t0 = time.perf_counter()
         out = runners[what](lab, plan)

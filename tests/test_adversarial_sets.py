@@ -51,6 +51,10 @@ def test_generates_then_reuses_with_metadata(mnist_cnn, data, tmp_path, counted)
     assert sorted(p.name for p in first.path.iterdir()) == ["meta.json", "x_adv.npz"]
     second = make(mnist_cnn, x, y, tmp_path)
     assert counted == [16, 16, 16], "a matching cache must not be regenerated"
+    np.testing.assert_array_equal(make(mnist_cnn, x, y, tmp_path, only_cached=True).x_adv, first.x_adv)
+    before = set(tmp_path.iterdir())
+    assert make(mnist_cnn, x[:32], y[:32], tmp_path, only_cached=True) is None   # other data: not cached
+    assert counted == [16, 16, 16] and set(tmp_path.iterdir()) == before          # nothing attacked or made
     np.testing.assert_array_equal(first.x_adv, second.x_adv)
     np.testing.assert_array_equal(first.x_adv, make(mnist_cnn, x, y, tmp_path, cache=False).x_adv)
 

@@ -59,14 +59,22 @@ def test_cpu_budget_fills_only_the_flags_left_out(monkeypatch, capsys):
                                           "--budget", "cpu"])
     cli._apply_budget(args)                                  # smoke scale has its own sizes
     assert args.size is None and args.n_train is None
+    args = cli.build_parser().parse_args(["train", "--dataset", "mnist", "--scale", "full", "--out", "x",
+                                          "--budget", "cpu", "--attacks", "fgsm,pgd"])
+    cli._apply_budget(args)
+    assert args.train_subset is None and args.size == "cpu"  # no C&W, no C&W subset
 
 
-def test_unknown_budget_is_refused(monkeypatch):
-    from advlab.config import resolve_budget
+def test_the_cli_defends_the_scales_classifier_whatever_n_train(monkeypatch):
+    from advlab import classifiers
+    from advlab.config import get_config
 
-    monkeypatch.setenv("ADVLAB_BUDGET", "tiny")
-    with pytest.raises(ValueError, match="Unknown budget 'tiny'.*ADVLAB_BUDGET"):
-        resolve_budget()
+    seen = {}
+    monkeypatch.setattr(classifiers, "get_classifier", lambda ds, cfg: seen.update(ds=ds, cfg=cfg))
+    args = cli.build_parser().parse_args(["train", "--dataset", "mnist", "--scale", "full", "--out", "x",
+                                          "--n-train", "500"])
+    cli._classifier(args)
+    assert seen == {"ds": "mnist", "cfg": get_config("full")}
 
 
 @pytest.mark.slow

@@ -95,10 +95,12 @@ def test_cpu_budget_is_a_valid_plan():
 
 
 def test_configure_applies_the_budget_only_at_full_scale():
+    from advlab.config import get_config
+
     cfg, plan = comparison.configure("full", "cpu")
-    assert (cfg.n_train, cfg.n_test, cfg.attack_iters) == (comparison.CPU_BUDGET_N_TRAIN, 1000, 40)
-    assert plan.versatile_pairs == comparison.CPU_BUDGET["versatile_pairs"]
+    assert (cfg.n_train, cfg.n_test, cfg.attack_iters) == (comparison.CPU_BUDGET_N_TRAIN, None, 40)
+    assert plan.versatile_pairs == comparison.CPU_BUDGET["versatile_pairs"] and plan.n_eval == 1000
     cfg, plan = comparison.configure("full", "paper", n_eval=2000)
-    assert cfg.n_train is None and cfg.n_test == 2000 and plan.purifier_kwargs is None
+    assert cfg == get_config("full") and plan.n_eval == 2000 and plan.purifier_kwargs is None
     cfg, plan = comparison.configure("smoke", "cpu")
-    assert plan == comparison.PLANS["smoke"] and cfg.n_train == 1000
+    assert plan == comparison.PLANS["smoke"] and cfg == get_config("smoke")   # smoke is never resized

@@ -14,11 +14,13 @@ def make_lab(n=12):
     lab = pipeline.Lab("mnist", get_config("smoke"), "mnist_cnn", None, x, np.arange(n) % 10, x[:4],
                        np.arange(4), verbose=False)
     shift = {"fgsm": 0.1, "pgd": 0.2, "cw": 0.3}
-    lab.attacked = []
+    lab.attacked, lab.cached = [], set()
 
-    def adversarial(attack, split="test", part=None, **kw):
+    def adversarial(attack, split="test", part=None, only_cached=False, **kw):
         x = lab.x_train if split == "train" else lab.x_test
         x = x if part is None else x[part]
+        if only_cached:
+            return x + shift[attack] if attack in lab.cached else None
         lab.attacked.append((attack, len(x)))
         return x + shift[attack]
     lab.adversarial = adversarial
@@ -39,6 +41,11 @@ def test_composite_pairs_split_training_images_evenly():
     x_adv, x_clean = lab.training_pairs(("fgsm", "pgd"), limit=5)
     assert len(x_adv) == len(x_clean) == 5 and lab.attacked == [("fgsm", 3), ("pgd", 2)]
     np.testing.assert_allclose((x_adv - x_clean).reshape(5, -1)[:, 0], [0.1, 0.2, 0.1, 0.2, 0.1], atol=1e-6)
+    lab.attacked.clear()
+    lab.cached = {"pgd"}                       # e.g. an attack-specific purifier attacked the whole split
+    x_adv, _ = lab.training_pairs(("fgsm", "pgd", "cw"))
+    assert lab.attacked == [("fgsm", 4), ("cw", 4)]                    # pgd's slice comes from the cache
+    np.testing.assert_allclose((x_adv - lab.x_train).reshape(12, -1)[:, 0], [0.1, 0.2, 0.3] * 4, atol=1e-6)
 
 
 def test_plans_by_scale():

@@ -73,3 +73,14 @@ def test_environment_yml_mirrors_pyproject():
     pip_specs = [p for p in pip if not p.startswith("-e")]
     assert _names(pip_specs) == _names(wanted)
     assert env["variables"]["KERAS_BACKEND"] == "tensorflow"
+
+
+def test_budget_resolution(monkeypatch, capsys):
+    from advlab.config import resolve_budget
+
+    monkeypatch.setenv("ADVLAB_BUDGET", "CPU")
+    assert resolve_budget() == "cpu" and "$ADVLAB_BUDGET" in capsys.readouterr().out
+    assert resolve_budget("paper", verbose=False) == "paper"          # the argument wins
+    monkeypatch.setenv("ADVLAB_BUDGET", "tiny")
+    with pytest.raises(ValueError, match="Unknown budget 'tiny'.*ADVLAB_BUDGET"):
+        resolve_budget()

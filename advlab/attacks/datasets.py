@@ -113,11 +113,13 @@ def _load_npz(path: Path, sha: str, key: str) -> np.ndarray:
 def adversarial_set(dataset: str, split: str, attack: str, model, x, y, *, preset: str = "paper",
                     cfg=None, cache: bool = True, chunk_size: int = 512, batch_size: int = 128,
                     seed: int = 0, progress: bool = True, strict: bool = False,
-                    folder: str | Path | None = None, verbose: bool = True, **params) -> AdversarialSet:
+                    folder: str | Path | None = None, verbose: bool = True, only_cached: bool = False,
+                    **params) -> AdversarialSet | None:
     """Attack ``x`` with ``attack`` (defaults of ``preset``/``cfg`` + ``params``), cached on disk.
 
     ``dataset``/``split`` name the data in the metadata and the file name. With ``cache=False``
     nothing is read or written. The cache folder is ``cache_dir("adversarial")`` (or ``folder``).
+    ``only_cached=True`` returns the finished cached set, or ``None`` without attacking.
     """
     from advlab import attacks as A
     from advlab.attacks.validation import check_name, check_params, check_inputs
@@ -180,6 +182,8 @@ def adversarial_set(dataset: str, split: str, attack: str, model, x, y, *, prese
         except CacheCorrupt as err:
             _corrupt(str(err), strict, log)
             meta = None
+    if only_cached:
+        return None
     if meta is None:
         shutil.rmtree(path, ignore_errors=True)
         path.mkdir(parents=True)

@@ -172,11 +172,12 @@ class Lab:
         return self._models[arch]
 
     def adversarial(self, attack: str, split: str = "test", arch: str | None = None,
-                    part: slice | None = None, **params) -> np.ndarray:
+                    part: slice | None = None, only_cached: bool = False, **params) -> np.ndarray | None:
         """``attack`` on this lab's ``split`` images (or ``split[part]``) against classifier ``arch``.
 
         Made by :func:`advlab.attacks.adversarial_set`: cached on disk in chunks (shared with the
         other notebooks), so a long attack on 60k images resumes where it stopped.
+        ``only_cached=True``: the finished cached set or ``None`` (no attack is run).
         """
         from advlab import attacks
 
@@ -187,7 +188,10 @@ class Lab:
         t0 = time.perf_counter()
         result = attacks.adversarial_set(self.dataset, split, attack, self.classifier_for(arch), x, y,
                                          preset=self.preset, cfg=self.cfg, batch_size=self.cfg.batch_size,
-                                         seed=self.cfg.seed, progress=self.verbose, verbose=False, **params)
+                                         seed=self.cfg.seed, progress=self.verbose, verbose=False,
+                                         only_cached=only_cached, **params)
+        if result is None:
+            return None
         if self.verbose and time.perf_counter() - t0 > 1:
             print(f"[experiments] {attack} on {len(x)} {split} images vs {arch}: {time.perf_counter() - t0:.1f} s")
         return result.x_adv
@@ -214,15 +218,19 @@ class Lab:
         Several attacks = the *composite* set: the images are split evenly and slice k
         (``x[k::K]``) is attacked with attack k only, so the versatile model sees as many pairs
         as each attack-specific one, and a slow attack (C&W, AutoAttack) costs 1/K of its run
-        on the whole split."""
+        on the whole split (when the whole split is already attacked and cached, e.g. for an
+        attack-specific purifier, its slice is reused instead)."""
         names = [attacks] if isinstance(attacks, str) else list(attacks)
         n = len(self.x_train) if limit is None else min(int(limit), len(self.x_train))
         if len(names) == 1:
             part = None if n == len(self.x_train) else slice(0, n)
             return self.adversarial(names[0], "train", part=part), self.x_train[:n]
         x_adv = np.empty_like(self.x_train[:n])
+        whole = None if n == len(self.x_train) else slice(0, n)
         for k, a in enumerate(names):
-            x_adv[k::len(names)] = self.adversarial(a, "train", part=slice(k, n, len(names)))
+            cached = self.adversarial(a, "train", part=whole, only_cached=True)
+            x_adv[k::len(names)] = (cached[k::len(names)] if cached is not None
+                                    else self.adversarial(a, "train", part=slice(k, n, len(names))))
         return x_adv, self.x_train[:n]
 
     def purifier(self, attacks: str | Sequence[str], residual_blocks: int | None = None,

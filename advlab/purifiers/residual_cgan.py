@@ -46,7 +46,7 @@ SIZES = {
 }
 # The paper's Table I protocol (one purifier on the FGSM + PGD + C&W composite, eps 0.3, 40
 # iterations, the full 10k test set) sized for a 2-core CPU: the "cpu" networks, 20,000 clean
-# training images per attack (1,000 for C&W, ~0.13 s per image), 3 epochs of batch 64 at Adam
+# training images per attack (1,000 for C&W: 127 s for 1,000 images here), 3 epochs of batch 64 at Adam
 # 5e-4 (pix2pix's 2e-4 was tuned for batch 1; 1,900 steps here). C&W is evaluated on the first
 # 1,000 test images. ``python -m advlab train --scale full --budget cpu`` and notebook 03 use it.
 TABLE_I_CPU = {"size": "cpu", "n_train": 20000, "cw_train": 1000, "cw_test": 1000, "epochs": 3,
