@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-filters", type=int, default=None)
     train.add_argument("--disc-blocks", type=int, default=None, help="residual blocks per discriminator conv")
     train.add_argument("--learning-rate", type=float, default=None)
+    train.add_argument("--lr-decay-start", type=float, default=None, metavar="FRACTION",
+                       help="linear learning-rate decay after this fraction of the epochs (pix2pix: 0.5)")
     train.add_argument("--train-subset", default=None, metavar="ATTACK=N[,ATTACK=N]",
                        help="train on the first N clean images only for these attacks, e.g. cw=1000 "
                             "(C&W costs ~0.13 s per MNIST image on 2 CPU cores)")
@@ -176,6 +178,7 @@ def cmd_train(args) -> dict | None:
     print(f"[advlab] training pairs per attack: { {n: len(c) for n, (_, c) in zip(names, pairs)} }")
     overrides = {k: v for k, v in {"base_filters": args.base_filters, "max_filters": args.max_filters,
                                    "disc_residual_blocks": args.disc_blocks, "learning_rate": args.learning_rate,
+                                   "lr_decay_start": args.lr_decay_start,
                                    "epochs": args.epochs, "batch_size": args.batch_size}.items() if v is not None}
     config = CGANConfig.for_scale(cfg, size=args.size or "paper")
     t0 = time.perf_counter()

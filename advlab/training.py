@@ -61,6 +61,39 @@ class WeightSchedule(keras.callbacks.Callback):
             logs["lambda_perc"] = float(self.model.lambda_perc.numpy())
 
 
+def decayed_learning_rate(epoch: int, epochs: int, base: float, start: float) -> float:
+    """pix2pix's schedule: ``base`` for the first ``start`` fraction of the epochs, then linearly
+    down to ``base / (n_decay + 1)`` on the last epoch (never 0, so every epoch still learns)."""
+    if not 0.0 <= start < 1.0:
+        raise ValueError(f"lr_decay_start must be in [0, 1), got {start}.")
+    first = int(round(start * epochs))
+    if epoch < first:
+        return float(base)
+    n_decay = epochs - first
+    return float(base) * (1.0 - (epoch - first + 1) / (n_decay + 1))
+
+
+class LearningRateDecay(keras.callbacks.Callback):
+    """Sets both optimizers' learning rate at the start of every epoch (see
+    :func:`decayed_learning_rate`); the rate used is logged as ``lr``."""
+
+    def __init__(self, epochs: int, base: float, start: float = 0.5):
+        super().__init__()
+        self.epochs, self.base, self.start = int(epochs), float(base), float(start)
+        decayed_learning_rate(0, self.epochs, self.base, self.start)  # validates
+
+    def on_epoch_begin(self, epoch, logs=None):
+        lr = decayed_learning_rate(epoch, self.epochs, self.base, self.start)
+        for opt in (self.model.g_optimizer, self.model.d_optimizer):
+            inner = getattr(opt, "inner_optimizer", opt)       # LossScaleOptimizer under float16
+            inner.learning_rate = lr
+        self._lr = lr
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = self._lr
+
+
 class Checkpointer(keras.callbacks.Callback):
     """Checkpoint G, D, both optimizers and the epoch into ``folder`` (keeps the last ``keep``).
 
@@ -240,6 +273,10 @@ def train_purifier(x_adv, x_clean, cfg=None, out_dir=None, *, config=None, class
     run_file = out / "run.json"
     if resume and run_file.is_file():
         old = json.loads(run_file.read_text())
+        # a run saved before a config field existed had that field's default
+        defaults = {k: v for k, v in CGANConfig().to_dict().items() if k != "epochs"}
+        old["config"] = {**{k: v for k, v in defaults.items() if k not in old.get("config", {})},
+                         **old.get("config", {})}
         if old != run:
             raise ValueError(f"{out} holds a run with another configuration or data:\n  saved: {old}\n"
                              f"  now:   {run}\nUse another out_dir or resume=False to start over.")
@@ -260,6 +297,8 @@ def train_purifier(x_adv, x_clean, cfg=None, out_dir=None, *, config=None, class
     callbacks = [ckpt, CSVLog(out, append=initial_epoch > 0), WallClock(out, {"config": config.to_dict()})]
     if config.schedule == "multistep":
         callbacks.insert(0, WeightSchedule(config.epochs))
+    if config.lr_decay_start is not None:
+        callbacks.insert(0, LearningRateDecay(config.epochs, config.learning_rate, config.lr_decay_start))
     if samples:
         callbacks.append(SampleGrid(out, x_adv[:samples], x_clean[:samples]))
     if initial_epoch < config.epochs:

@@ -106,6 +106,34 @@ def test_train_purifier_resumes_and_writes_run_folder(tmp_path, capsys):
         rc.train_purifier(x, y, None, out, config=TINY.replace(base_filters=8), epochs=2, verbose=0)
 
 
+def test_learning_rate_decay_schedule():
+    lrs = [training.decayed_learning_rate(e, 6, 1e-3, 0.5) for e in range(6)]
+    np.testing.assert_allclose(lrs, [1e-3, 1e-3, 1e-3, 0.75e-3, 0.5e-3, 0.25e-3])   # never 0
+    assert [training.decayed_learning_rate(e, 3, 1.0, 0.0) for e in range(3)] == [0.75, 0.5, 0.25]
+    with pytest.raises(ValueError, match="lr_decay_start"):
+        training.decayed_learning_rate(0, 4, 1e-3, 1.0)
+    with pytest.raises(ValueError, match="lr_decay_start"):
+        rc._check_params(TINY.replace(lr_decay_start=-0.1))
+
+
+def test_train_purifier_decays_the_learning_rate_and_resumes_older_runs(tmp_path):
+    x, y = _pairs()
+    out = tmp_path / "run"
+    p = rc.train_purifier(x, y, None, out, config=TINY.replace(lr_decay_start=0.5, learning_rate=1e-3),
+                          epochs=4, verbose=0, samples=0)
+    np.testing.assert_allclose([r["lr"] for r in p.history], [1e-3, 1e-3, 2 / 3 * 1e-3, 1 / 3 * 1e-3], rtol=1e-5)
+    for opt in (p.trainer.g_optimizer, p.trainer.d_optimizer):
+        assert float(opt.learning_rate.numpy()) == pytest.approx(1 / 3 * 1e-3, rel=1e-5)
+    # a run folder written before lr_decay_start existed resumes under the default (None)
+    out2 = tmp_path / "old"
+    rc.train_purifier(x, y, None, out2, config=TINY, epochs=1, verbose=0, samples=0)
+    run = json.loads((out2 / "run.json").read_text())
+    del run["config"]["lr_decay_start"]
+    (out2 / "run.json").write_text(json.dumps(run))
+    assert [r["epoch"] for r in rc.train_purifier(x, y, None, out2, config=TINY, epochs=2, verbose=0,
+                                                  samples=0).history] == [1, 2]
+
+
 @pytest.mark.parametrize("bad, match", [
     (lambda x, y: (x * 2, y), r"\[0, 1\]"), (lambda x, y: (x[:4], y), "same shape"),
     (lambda x, y: (x[..., 0], y[..., 0]), "4-D"), (lambda x, y: (np.full_like(x, np.nan), y), "NaN"),

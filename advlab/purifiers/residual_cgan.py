@@ -67,6 +67,7 @@ class CGANConfig:
     lambda_perc: float = 1.0
     schedule: str = "constant"                # "multistep": versatile-defence 40/30/30 schedule
     learning_rate: float = 2e-4
+    lr_decay_start: float | None = None       # e.g. 0.5: pix2pix's linear decay over the last half
     beta_1: float = 0.5
     batch_size: int = 64
     epochs: int = 20
@@ -125,6 +126,9 @@ def _check_params(config: CGANConfig, input_shape=None) -> None:
     if not (config.learning_rate > 0 and 0 <= config.beta_1 < 1):
         raise ValueError(f"need learning_rate > 0 and 0 <= beta_1 < 1, got "
                          f"{config.learning_rate}, {config.beta_1}.")
+    if config.lr_decay_start is not None and not (
+            isinstance(config.lr_decay_start, (int, float)) and 0.0 <= config.lr_decay_start < 1.0):
+        raise ValueError(f"lr_decay_start must be None or in [0, 1), got {config.lr_decay_start!r}.")
     if config.schedule not in SCHEDULES:
         raise ValueError(f"Unknown schedule {config.schedule!r}; choose one of {SCHEDULES}.")
     if config.mixed_precision not in (None, "mixed_float16", "mixed_bfloat16"):
