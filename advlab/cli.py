@@ -109,9 +109,9 @@ def _config(args):
 def _classifier(args):
     """The scale's target classifier: ``--n-train`` sizes the purifier's pairs, not the classifier."""
     from advlab import classifiers
-    from advlab.config import get_config
+    from advlab.config import classifier_config
 
-    return classifiers.get_classifier(args.dataset, get_config(args.scale))
+    return classifiers.get_classifier(args.dataset, classifier_config(_config(args)))
 
 
 def _attack_names(spec: str) -> list[str]:

@@ -25,6 +25,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from advlab.config import CPU_PURIFIER_TRAINING
+
 CHANNELS = ("save-png", "save-jpeg", "print-scan")
 LEARNED = ("residual_cgan", "versatile_pix2pix", "autoencoder", "autoencoder_noisy", "cap_gan")
 CLASSICAL = ("bit_depth", "median", "jpeg", "tvm", "wavelet")
@@ -85,8 +87,7 @@ PLANS = {
 # and the auto-encoder on the 10k subset, and PGD-40 as the adaptive attack. Test images, attack
 # strength (eps 0.3, 40 iterations) and the evaluation itself are unchanged.
 CPU_BUDGET = {
-    "purifier_kwargs": {"base_filters": 32, "max_filters": 128, "disc_filters": 32, "disc_residual_blocks": 1,
-                        "batch_size": 64, "learning_rate": 5e-4},
+    "purifier_kwargs": dict(CPU_PURIFIER_TRAINING),
     "purifier_epochs": 6, "versatile_pairs": 3600, "versatile_epochs": 10,
     "ae_epochs": 10, "capgan_pairs": 10000, "capgan_epochs": 3, "adaptive_attacks": ("pgd",),
 }

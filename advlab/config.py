@@ -76,8 +76,23 @@ def get_config(scale: str | None = None, **overrides) -> LabConfig:
 from_env = get_config
 
 
+def classifier_config(cfg: LabConfig) -> LabConfig:
+    """``cfg`` with its scale preset's ``n_train`` / ``n_test``: the target classifier is always
+    trained as at its scale, whatever subset a purifier run attacks and trains on."""
+    preset = PRESETS[cfg.scale]
+    return cfg.replace(n_train=preset.n_train, n_test=preset.n_test)
+
+
 BUDGET_ENV = "ADVLAB_BUDGET"
 BUDGETS = ("paper", "cpu")
+# Residual cGAN / pix2pix widths per budget (explained at advlab.purifiers.residual_cgan.SIZES)
+# and how the "cpu" networks are trained: batch 64 at Adam 5e-4 (pix2pix's 2e-4 was tuned for
+# batch 1). Shared by the Table I protocol, the experiments plan and the defence comparison.
+PURIFIER_SIZES = {
+    "paper": {},
+    "cpu": {"base_filters": 32, "max_filters": 128, "disc_filters": 32, "disc_residual_blocks": 1},
+}
+CPU_PURIFIER_TRAINING = {**PURIFIER_SIZES["cpu"], "batch_size": 64, "learning_rate": 5e-4}
 
 
 def resolve_budget(budget: str | None = None, verbose: bool = True) -> str:

@@ -79,14 +79,15 @@ def main(argv=None) -> dict:
 
     widths = CGANConfig(**SIZES[args.size])
     base = widths.base_filters if args.filters is None else args.filters
+    top = max(widths.max_filters, base)
     gen = build_generator((args.side, args.side, args.channels), residual_blocks=args.blocks,
-                          base_filters=base, max_filters=max(widths.max_filters, base))
+                          base_filters=base, max_filters=top)
     purifier = as_purifier(gen)
     flops = generator_flops(gen)
     rate = matmul_flops_per_s()
     x = np.random.default_rng(0).random((256, args.side, args.side, args.channels), dtype=np.float32)
     result = {"input": [args.side, args.side, args.channels], "residual_blocks": args.blocks,
-              "size": args.size, "base_filters": base, "max_filters": max(widths.max_filters, base), "params": int(gen.count_params()),
+              "size": args.size, "base_filters": base, "max_filters": top, "params": int(gen.count_params()),
               "gflop_per_image": flops / 1e9, "matmul_gflop_per_s": rate / 1e9,
               "threads": {"intra": tf.config.threading.get_intra_op_parallelism_threads(),
                           "cpus": os.cpu_count()}}

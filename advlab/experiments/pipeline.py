@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from advlab.config import CPU_PURIFIER_TRAINING
 from advlab.experiments.sweeps import MNIST_EPS, PAPER_EPS, PAPER_ITERATIONS
 
 SIX_ATTACKS = ("fgsm", "bim", "pgd", "mifgsm", "cw", "autoattack")
@@ -73,8 +74,7 @@ PLANS = {
 # sweep point and 5 epochs per ablation model. ``CPU_BUDGET_CFG`` changes the LabConfig.
 CPU_BUDGET_CFG = {"n_train": 2000, "n_test": 1000, "purifier_epochs": 10}
 CPU_BUDGET = {
-    "purifier_kwargs": {"base_filters": 32, "max_filters": 128, "disc_filters": 32, "disc_residual_blocks": 1,
-                        "batch_size": 64, "learning_rate": 5e-4},
+    "purifier_kwargs": dict(CPU_PURIFIER_TRAINING),
     "sweep_n": 500, "sweep_iterations": (10, 20, 40, 70, 100), "ablation_epochs": 5,
 }
 
@@ -269,10 +269,9 @@ def prepare(dataset: str = "mnist", cfg=None, arch: str | None = None, verbose: 
 
     cfg = cfg or get_config()
     if classifier_cfg is None:
-        from advlab.config import PRESETS
+        from advlab.config import classifier_config
 
-        preset = PRESETS[cfg.scale]
-        classifier_cfg = cfg.replace(n_train=preset.n_train, n_test=preset.n_test)
+        classifier_cfg = classifier_config(cfg)
     ds = data.info(dataset)
     arch = arch or classifiers.DEFAULT_ARCH[ds.name]
     x_tr, y_tr = data.load(ds.name, "train", source=cfg.data_source, limit=cfg.n_train, verbose=verbose)

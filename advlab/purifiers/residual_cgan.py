@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, replace
 import keras
 from keras import layers
 
+from advlab.config import CPU_PURIFIER_TRAINING, PURIFIER_SIZES
 from advlab.purifiers import KerasPurifier
 from advlab.purifiers.blocks import downsample, residual_stack, upsample
 from advlab.purifiers.pix2pix import Pix2PixTrainer  # noqa: F401  (public API)
@@ -40,17 +41,15 @@ SCHEDULES = ("constant", "multistep")
 # residual PatchGAN) but narrows it (32 -> 128 filters, 8.7M parameters) and gives the
 # discriminator 1 residual block per conv: measured 9.9 ms per pair at batch 64 on 28x28
 # (benchmarks/train_step_time.py), i.e. ~30x faster, so a full MNIST run fits in an hour.
-SIZES = {
-    "paper": {},
-    "cpu": {"base_filters": 32, "max_filters": 128, "disc_filters": 32, "disc_residual_blocks": 1},
-}
+SIZES = PURIFIER_SIZES
 # The paper's Table I protocol (one purifier on the FGSM + PGD + C&W composite, eps 0.3, 40
 # iterations, the full 10k test set) sized for a 2-core CPU: the "cpu" networks, 20,000 clean
 # training images per attack (1,000 for C&W: 127 s for 1,000 images here), 3 epochs of batch 64 at Adam
 # 5e-4 (pix2pix's 2e-4 was tuned for batch 1; 1,900 steps here). C&W is evaluated on the first
 # 1,000 test images. ``python -m advlab train --scale full --budget cpu`` and notebook 03 use it.
 TABLE_I_CPU = {"size": "cpu", "n_train": 20000, "cw_train": 1000, "cw_test": 1000, "epochs": 3,
-               "batch_size": 64, "learning_rate": 5e-4}
+               "batch_size": CPU_PURIFIER_TRAINING["batch_size"],
+               "learning_rate": CPU_PURIFIER_TRAINING["learning_rate"]}
 
 
 @dataclass(frozen=True)
