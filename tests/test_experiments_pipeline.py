@@ -48,6 +48,27 @@ def test_composite_pairs_split_training_images_evenly():
     np.testing.assert_allclose((x_adv - lab.x_train).reshape(12, -1)[:, 0], [0.1, 0.2, 0.3] * 4, atol=1e-6)
 
 
+def test_stacked_composite_attacks_every_image_with_every_attack():
+    lab, shift = make_lab()
+    lab.cached = {"pgd"}
+    x_adv, x_clean = lab.training_pairs(("fgsm", "pgd", "cw"), stack=True)
+    assert x_adv.shape == x_clean.shape == (36, 2, 2, 1)
+    np.testing.assert_array_equal(x_clean, np.concatenate([lab.x_train] * 3))
+    np.testing.assert_allclose((x_adv - x_clean).reshape(36, -1)[:, 0], [0.1] * 12 + [0.2] * 12 + [0.3] * 12,
+                               atol=1e-6)
+    assert lab.attacked == [("fgsm", 12), ("pgd", 12), ("cw", 12)]     # whole split: the specific models' cache
+    lab.attacked.clear()
+    x_adv, _ = lab.training_pairs(("fgsm", "pgd"), limit=5, stack=True)
+    assert len(x_adv) == 10 and lab.attacked == [("fgsm", 5), ("pgd", 5)]
+
+
+def test_versatile_all_row_in_full_plans_only():
+    full, smoke = pipeline.plan(get_config("full")), pipeline.plan(get_config("smoke"))
+    assert full.versatile_all and full.versatile_all_epochs is None and not smoke.versatile_all
+    cpu = pipeline.plan(get_config("full")).replace(**pipeline.CPU_BUDGET)
+    assert cpu.versatile_all_epochs == 4
+
+
 def test_plans_by_scale():
     smoke, full = pipeline.plan(get_config("smoke")), pipeline.plan(get_config("full"))
     assert full.train_attacks == ("fgsm", "bim", "pgd", "mifgsm", "cw", "autoattack")

@@ -46,6 +46,10 @@ class Plan:
     purifier_epochs: int | None = None    # None: cfg.purifier_epochs
     purifier_kwargs: dict = field(default_factory=dict)   # passed to train_purifier (e.g. width)
     perceptual: str = "auto"              # "auto": VGG19 if its weights are on disk, else "classifier"
+    # the papers' versatile model: every attack on *all* training images (K x n_train pairs), a
+    # second matrix row "versatile_all" beside "versatile" (K attacks share n_train pairs)
+    versatile_all: bool = True
+    versatile_all_epochs: int | None = None   # None: the purifier epochs
 
     def replace(self, **changes) -> "Plan":
         return replace(self, **changes)
@@ -59,7 +63,7 @@ PLANS = {
                   transfer_archs=("mnist_cnn", "mnist_mlp"), transfer_attacks=("fgsm", "pgd"),
                   sweep_iterations=(5, 20), sweep_eps=(10 / 255, 0.3), eps_grid=(0.0, 0.1, 0.3),
                   sweep_n=100, ablation_blocks=(0, 1), ablation_attacks=("fgsm", "pgd"),
-                  ablation_epochs=3, grid_n=4, purifier_epochs=4,
+                  ablation_epochs=3, grid_n=4, purifier_epochs=4, versatile_all=False,
                   # a narrow network, small batches and a larger step: ~50 s per purifier on 2 CPU
                   # cores, enough to undo part of an attack (a real run uses the paper's settings)
                   purifier_kwargs={**NARROW, "batch_size": 16, "learning_rate": 1e-3}),
@@ -71,11 +75,14 @@ PLANS = {
 # 40 iterations) and the papers' protocols, but the CPU-sized networks of
 # advlab.purifiers.residual_cgan.SIZES["cpu"] (batch 64, Adam 5e-4), 2,000 training pairs per
 # purifier (AutoAttack and C&W cost 0.1-0.5 s per image here), 1,000 test images, 500 images per
-# sweep point and 5 epochs per ablation model. ``CPU_BUDGET_CFG`` changes the LabConfig.
+# sweep point and 5 epochs per ablation model; the stacked versatile model (6 x 2,000 pairs)
+# trains 4 epochs, i.e. 2.4x the steps of an attack-specific one. ``CPU_BUDGET_CFG`` changes
+# the LabConfig.
 CPU_BUDGET_CFG = {"n_train": 2000, "n_test": 1000, "purifier_epochs": 10}
 CPU_BUDGET = {
     "purifier_kwargs": dict(CPU_PURIFIER_TRAINING),
     "sweep_n": 500, "sweep_iterations": (10, 20, 40, 70, 100), "ablation_epochs": 5,
+    "versatile_all_epochs": 4,
 }
 
 
@@ -212,21 +219,24 @@ class Lab:
                                   seed=self.cfg.seed, **self.attack_params(name, **params))
         return fn
 
-    def training_pairs(self, attacks: str | Sequence[str], limit: int | None = None):
+    def training_pairs(self, attacks: str | Sequence[str], limit: int | None = None, stack: bool = False):
         """(x_adv, x_clean) training pairs on the first ``limit`` training images (default: all).
 
         Several attacks = the *composite* set: the images are split evenly and slice k
         (``x[k::K]``) is attacked with attack k only, so the versatile model sees as many pairs
         as each attack-specific one, and a slow attack (C&W, AutoAttack) costs 1/K of its run
         on the whole split (when the whole split is already attacked and cached, e.g. for an
-        attack-specific purifier, its slice is reused instead)."""
+        attack-specific purifier, its slice is reused instead).
+
+        ``stack=True`` is the papers' composite instead: every attack on every image, K x n
+        pairs (attack 0's pairs first), reusing the attack-specific purifiers' cached sets."""
         names = [attacks] if isinstance(attacks, str) else list(attacks)
         n = len(self.x_train) if limit is None else min(int(limit), len(self.x_train))
-        if len(names) == 1:
-            part = None if n == len(self.x_train) else slice(0, n)
-            return self.adversarial(names[0], "train", part=part), self.x_train[:n]
-        x_adv = np.empty_like(self.x_train[:n])
         whole = None if n == len(self.x_train) else slice(0, n)
+        if len(names) == 1 or stack:
+            x_adv = [self.adversarial(a, "train", part=whole) for a in names]
+            return np.concatenate(x_adv), np.concatenate([self.x_train[:n]] * len(names))
+        x_adv = np.empty_like(self.x_train[:n])
         for k, a in enumerate(names):
             cached = self.adversarial(a, "train", part=whole, only_cached=True)
             x_adv[k::len(names)] = (cached[k::len(names)] if cached is not None
@@ -235,25 +245,29 @@ class Lab:
 
     def purifier(self, attacks: str | Sequence[str], residual_blocks: int | None = None,
                  epochs: int | None = None, return_stats: bool = False, n_pairs: int | None = None,
-                 **train_kwargs):
+                 stack: bool = False, **train_kwargs):
         """The residual-cGAN purifier trained on ``attacks`` (one name, or several = composite).
 
         Trained once, then loaded from ``.cache/experiments/purifiers/<key>``; an interrupted
         training resumes from its checkpoint there. ``return_stats`` also returns the
-        final-epoch losses and seconds per epoch (for the ablation).
+        final-epoch losses and seconds per epoch (for the ablation). ``stack``: see
+        :meth:`training_pairs` (row name ``versatile_all``).
         """
         from advlab.experiments.training_adapter import load_or_train
 
         names = [attacks] if isinstance(attacks, str) else list(attacks)
         blocks = self.cfg.residual_blocks if residual_blocks is None else int(residual_blocks)
         epochs = self.cfg.purifier_epochs if epochs is None else int(epochs)
-        label = names[0] if len(names) == 1 else "versatile"
+        stack = bool(stack) and len(names) > 1
+        label = names[0] if len(names) == 1 else ("versatile_all" if stack else "versatile")
         train_kwargs["perceptual"] = resolve_perceptual(train_kwargs.get("perceptual", "auto"), self.verbose)
         key = f"{self.tag}_{self.arch}_{'+'.join(names)}_b{blocks}_ep{epochs}_{_digest(train_kwargs)}"
         if n_pairs is not None:
             key += f"_n{int(n_pairs)}"
+        if stack:
+            key += "_stack"
         purifier, stats = load_or_train(self, names, key, blocks, epochs, name=f"M_{label}", n_pairs=n_pairs,
-                                        **train_kwargs)
+                                        stack=stack, **train_kwargs)
         return (purifier, stats) if return_stats else purifier
 
 

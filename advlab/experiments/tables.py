@@ -39,13 +39,20 @@ def _name(prefix: str, lab: Lab) -> str:
 
 
 def run_matrix(lab: Lab, plan: Plan | None = None, versatile: bool = True, progress: bool = True):
-    """Table III (+ the versatile row): returns a :class:`GeneralizabilityTable`, saves it and
-    its two heatmaps as ``06_matrix_<dataset>_<scale>.{json,csv,png}``."""
+    """Table III (+ the versatile rows): returns a :class:`GeneralizabilityTable`, saves it and
+    its two heatmaps as ``06_matrix_<dataset>_<scale>.{json,csv,png}``.
+
+    Two versatile rows: ``versatile`` splits the attack-specific models' training images among
+    the attacks (same pairs, same steps), ``versatile_all`` (when ``plan.versatile_all``) is the
+    papers' composite, every attack on every image."""
     from advlab import viz
 
     plan = plan or plan_for(lab.cfg)
     kw = _pkw(plan)
     extra = {"versatile": lambda: lab.purifier(plan.train_attacks, **kw)} if versatile else {}
+    if versatile and plan.versatile_all:
+        kw_all = {**kw, "epochs": plan.versatile_all_epochs} if plan.versatile_all_epochs else kw
+        extra["versatile_all"] = lambda: lab.purifier(plan.train_attacks, stack=True, **kw_all)
     name = _name("06_matrix", lab)
     t0 = time.perf_counter()
     table = generalizability.generalizability_matrix(
@@ -54,7 +61,7 @@ def run_matrix(lab: Lab, plan: Plan | None = None, versatile: bool = True, progr
         checkpoint=_state(name, lab, plan), progress=progress,
         meta={"dataset": lab.dataset, "scale": lab.cfg.scale, "classifier": lab.arch,
               "residual_blocks": lab.cfg.residual_blocks, "purifier_epochs": plan.purifier_epochs or lab.cfg.purifier_epochs,
-              "purifier_kwargs": _pkw(plan),
+              "purifier_kwargs": _pkw(plan), "versatile_all_epochs": plan.versatile_all_epochs,
               "attack_params": {a: lab.attack_params(a) for a in plan.test_attacks}})
     table.meta["seconds"] = round(time.perf_counter() - t0, 1)
     table.save(name)

@@ -26,7 +26,7 @@ def stats_from_run(history: list[dict], info: dict) -> dict:
 
 
 def load_or_train(lab, names, key: str, blocks: int, epochs: int, name: str, n_pairs: int | None = None,
-                  **train_kwargs):
+                  stack: bool = False, **train_kwargs):
     """Return ``(purifier, stats)``: loaded if trained before, else trained now (and saved)."""
     from advlab.paths import cache_dir
     from advlab.purifiers import residual_cgan
@@ -39,7 +39,7 @@ def load_or_train(lab, names, key: str, blocks: int, epochs: int, name: str, n_p
             print(f"[experiments] loaded purifier {name} ({blocks} blocks, {epochs} epochs) from {out}")
         return purifier, json.loads(stats_path.read_text())
 
-    x_adv, x_clean = lab.training_pairs(names, limit=n_pairs)
+    x_adv, x_clean = lab.training_pairs(names, limit=n_pairs, stack=stack)
     kwargs = dict(residual_blocks=blocks, epochs=epochs, classifier=lab.classifier,
                   verbose=2 if lab.verbose else 0, samples=0)
     kwargs.update(train_kwargs)
