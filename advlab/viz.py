@@ -92,8 +92,9 @@ def heatmap(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
             if np.isfinite(values[i, j]):
+                r, g, b, _ = im.cmap(im.norm(values[i, j]))      # text readable on the cell's colour
                 ax.text(j, i, fmt.format(values[i, j]), ha="center", va="center", fontsize=8,
-                        color="white" if im.norm(values[i, j]) < 0.5 else "black")
+                        color="white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black")
     ax.set_title(title)
     fig.colorbar(im, ax=ax, fraction=0.046)
     fig.tight_layout()

@@ -84,3 +84,22 @@ def test_budget_resolution(monkeypatch, capsys):
     monkeypatch.setenv("ADVLAB_BUDGET", "tiny")
     with pytest.raises(ValueError, match="Unknown budget 'tiny'.*ADVLAB_BUDGET"):
         resolve_budget()
+
+
+def test_heatmap_text_stays_readable_on_light_and_dark_cells():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from advlab import viz
+
+    g = np.array([[0.0, -0.01, -0.3], [0.3, 0.01, 0.0]])     # near 0: white cells of RdBu_r
+    fig = viz.heatmap(g, ["a", "b"], ["x", "y", "z"], fmt="{:.2f}", cmap="RdBu_r", center=0.0)
+    colours = {t.get_text(): t.get_color() for t in fig.axes[0].texts}
+    assert colours["-0.01"] == colours["0.01"] == "black" and colours["-0.30"] == colours["0.30"] == "white"
+    fig = viz.heatmap(np.array([[0.0, 100.0]]), ["a"], ["x", "y"], cmap="viridis")   # dark purple, bright yellow
+    colours = [t.get_color() for t in fig.axes[0].texts]
+    assert colours == ["white", "black"]
+    plt.close("all")
