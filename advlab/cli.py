@@ -66,7 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "(C&W costs ~0.13 s per MNIST image on 2 CPU cores)")
     train.add_argument("--perceptual", default="auto",
                        help="auto | vgg19 | classifier | none | vgg19-random | PATH to VGG19 weights (default: auto)")
-    train.add_argument("--schedule", default="constant", choices=("constant", "multistep"))
+    train.add_argument("--lambda-l1", type=float, default=None, help="L1 weight (paper: 100)")
+    train.add_argument("--lambda-perc", type=float, default=None, help="perceptual weight (paper: 1)")
+    train.add_argument("--schedule", default="constant", choices=("constant", "multistep"),
+                       help="multistep: the versatile paper's 40/30/30 %% schedule of the loss weights")
     train.add_argument("--mixed-precision", default=None, choices=("mixed_float16", "mixed_bfloat16"))
     train.add_argument("--no-resume", dest="resume", action="store_false", help="start over in --out")
     train.add_argument("--no-eval", dest="evaluate", action="store_false")
@@ -178,7 +181,8 @@ def cmd_train(args) -> dict | None:
     print(f"[advlab] training pairs per attack: { {n: len(c) for n, (_, c) in zip(names, pairs)} }")
     overrides = {k: v for k, v in {"base_filters": args.base_filters, "max_filters": args.max_filters,
                                    "disc_residual_blocks": args.disc_blocks, "learning_rate": args.learning_rate,
-                                   "lr_decay_start": args.lr_decay_start,
+                                   "lr_decay_start": args.lr_decay_start, "lambda_l1": args.lambda_l1,
+                                   "lambda_perc": args.lambda_perc,
                                    "epochs": args.epochs, "batch_size": args.batch_size}.items() if v is not None}
     config = CGANConfig.for_scale(cfg, size=args.size or "paper")
     t0 = time.perf_counter()

@@ -82,9 +82,12 @@ def test_tiny_train_resume_evaluate(tmp_path, capsys):
     out = tmp_path / "run"
     common = ["--dataset", "mnist", "--attacks", "fgsm,pgd", "--scale", "smoke", "--out", str(out),
               "--n-train", "64", "--n-test", "32", "--quiet"]
-    tiny = ["--residual-blocks", "0", "--base-filters", "4", "--perceptual", "none", "--batch-size", "32"]
+    tiny = ["--residual-blocks", "0", "--base-filters", "4", "--perceptual", "none", "--batch-size", "32",
+            "--lambda-l1", "50", "--lambda-perc", "2"]
     cli.main(["train", *common, *tiny, "--epochs", "1", "--no-eval", "--train-subset", "pgd=16"])
     assert not (out / "evaluation.json").exists()
+    config = json.loads((out / "run.json").read_text())["config"]
+    assert config["lambda_l1"] == 50 and config["lambda_perc"] == 2          # the loss-weight flags reach the run
     assert sorted(p.name.split("_")[2] for p in (out / "adv").iterdir()) == ["fgsm", "pgd"]
     capsys.readouterr()
     cli.main(["train", *common, *tiny, "--epochs", "2", "--train-subset", "pgd=16"])                 # resumes, then evaluates
