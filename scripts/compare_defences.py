@@ -91,18 +91,28 @@ def estimate(dataset: str, cfg, plan, probe: int = 16) -> list[dict]:
             print(f"  probe: {a} {1000 * cost[a]:.1f} ms/image", flush=True)
         return cost[a]
 
-    train_attacks = dict.fromkeys(plan.cgan_attacks + plan.versatile_attacks + plan.learned_attacks
-                                  + plan.capgan_attacks)
-    for a in train_attacks:
-        rows.append({"part": f"attack {a} on {n_train} training images (cached, shared)",
-                     "seconds": attack_cost(a) * n_train})
+    # the composite sets: the residual cGAN's three attacks (unless --cgan-run brings a trained one),
+    # the auto-encoder's and CAP-GAN's on the whole subset; the versatile composite runs each of
+    # its attacks on its own slice of the first versatile_pairs images (cached whole-split sets reused)
+    n_vers = min(plan.versatile_pairs or n_train, n_train)
+    images = {}
+    for a in (() if plan.cgan_run else plan.cgan_attacks) + plan.learned_attacks + plan.capgan_attacks:
+        images[a] = n_train
+    for a in plan.versatile_attacks:
+        images.setdefault(a, n_vers // len(plan.versatile_attacks))
+    for a, n in images.items():
+        rows.append({"part": f"attack {a} on {n} training images (cached, shared)", "seconds": attack_cost(a) * n})
     for a in dict.fromkeys(plan.gray_attacks + (plan.channel_attack,)):
         rows.append({"part": f"attack {a} on {n_eval} test images", "seconds": attack_cost(a) * n_eval})
     kw = exp_plan(cfg) if plan.purifier_kwargs is None else exp_plan(cfg).replace(purifier_kwargs=plan.purifier_kwargs)
-    for name, blocks in (("residual_cgan", cfg.residual_blocks), ("versatile_pix2pix", 0)):
+    epochs = plan.purifier_epochs or cfg.purifier_epochs
+    trained = {"versatile_pix2pix": (0, n_vers, plan.versatile_epochs or epochs)}
+    if not plan.cgan_run:
+        trained["residual_cgan"] = (cfg.residual_blocks, n_train, epochs)
+    for name, (blocks, pairs, n_epochs) in trained.items():
         c = est.purifier_costs(lab, kw, blocks)
-        rows.append({"part": f"train {name} ({blocks} blocks, {cfg.purifier_epochs} epochs, {n_train} pairs)",
-                     "seconds": c["train_s_per_pair_epoch"] * n_train * cfg.purifier_epochs})
+        rows.append({"part": f"train {name} ({blocks} blocks, {n_epochs} epochs, {pairs} pairs)",
+                     "seconds": c["train_s_per_pair_epoch"] * pairs * n_epochs})
     x, xa = lab.x_train[:512], np.clip(lab.x_train[:512] + 0.2, 0, 1)
     ae = autoencoder.build_autoencoder(x.shape[1:])
     ae.compile("adam", "mse")
@@ -121,9 +131,10 @@ def estimate(dataset: str, cfg, plan, probe: int = 16) -> list[dict]:
     print(f"  probe: cap_gan {1000 * secs / 256:.1f} ms per pair per epoch", flush=True)
     # adaptive attacks: PGD through each defence, 4 iterations, then scaled
     shape = x.shape[1:]
+    sizes = {k: v for k, v in kw.purifier_kwargs.items() if k in ("base_filters", "max_filters")}
     stand_ins = {"none": Identity(),
-                 "residual_cgan": KerasPurifier(residual_cgan.build_generator(shape, cfg.residual_blocks)),
-                 "versatile_pix2pix": KerasPurifier(residual_cgan.build_generator(shape, 0)),
+                 "residual_cgan": KerasPurifier(residual_cgan.build_generator(shape, cfg.residual_blocks, **sizes)),
+                 "versatile_pix2pix": KerasPurifier(residual_cgan.build_generator(shape, 0, **sizes)),
                  "autoencoder": autoencoder.AutoencoderPurifier(ae),
                  "cap_gan": capgan.CAPGANPurifier(capgan.build_generator(shape, plan.capgan_filters))}
     stand_ins["autoencoder_noisy"] = autoencoder.with_inference_noise(stand_ins["autoencoder"])
