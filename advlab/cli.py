@@ -40,7 +40,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--budget", default=None, choices=("paper", "cpu"),
                    help="full scale only: 'cpu' fills every size flag you leave out from "
-                        "advlab.purifiers.residual_cgan.TABLE_I_CPU (about 35 min for MNIST on 2 CPU cores); "
+                        "advlab.purifiers.residual_cgan.TABLE_I_CPU (about 55 min for MNIST on 2 CPU cores); "
                         "default: $ADVLAB_BUDGET, else paper with a GPU, cpu without")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -64,10 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--train-subset", default=None, metavar="ATTACK=N[,ATTACK=N]",
                        help="train on the first N clean images only for these attacks, e.g. cw=1000 "
                             "(C&W costs ~0.13 s per MNIST image on 2 CPU cores)")
-    train.add_argument("--perceptual", default="auto",
-                       help="auto | vgg19 | classifier | none | vgg19-random | PATH to VGG19 weights (default: auto)")
+    train.add_argument("--perceptual", default=None,
+                       help="auto | vgg19 | classifier | none | vgg19-random | PATH to VGG19 weights "
+                            "(default: the budget's; auto = VGG19 if its weights load, else the classifier)")
     train.add_argument("--lambda-l1", type=float, default=None, help="L1 weight (paper: 100)")
-    train.add_argument("--lambda-perc", type=float, default=None, help="perceptual weight (paper: 1)")
+    train.add_argument("--lambda-perc", type=float, default=None,
+                       help="perceptual weight (paper: 1 with VGG19; the cpu budget: 100 with the classifier)")
     train.add_argument("--schedule", default="constant", choices=("constant", "multistep"),
                        help="multistep: the versatile paper's 40/30/30 %% schedule of the loss weights")
     train.add_argument("--mixed-precision", default=None, choices=("mixed_float16", "mixed_bfloat16"))
@@ -89,11 +91,11 @@ def _apply_budget(args) -> None:
         return
     from advlab.purifiers.residual_cgan import TABLE_I_CPU as T
 
+    names = _attack_names(args.attacks)
+    subset = ",".join(f"{a}={n}" for a, n in T["train_subset"].items() if a in names) or None
     defaults = {"n_train": T["n_train"], "cw_subset": T["cw_test"], "size": T["size"], "epochs": T["epochs"],
-                "batch_size": T["batch_size"], "learning_rate": T["learning_rate"],
-                "train_subset": f"cw={T['cw_train']}"}
-    if "cw" not in _attack_names(args.attacks):
-        defaults.pop("train_subset")
+                "batch_size": T["batch_size"], "learning_rate": T["learning_rate"], "train_subset": subset,
+                "lr_decay_start": T["lr_decay_start"], "perceptual": T["perceptual"], "lambda_perc": T["lambda_perc"]}
     for key, value in defaults.items():
         if hasattr(args, key) and getattr(args, key) is None:
             setattr(args, key, value)
@@ -187,7 +189,7 @@ def cmd_train(args) -> dict | None:
     config = CGANConfig.for_scale(cfg, size=args.size or "paper")
     t0 = time.perf_counter()
     purifier = train_purifier(x_adv, x_clean, cfg, args.out, config=config, classifier=model,
-                              perceptual=args.perceptual,
+                              perceptual=args.perceptual or "auto",
                               schedule=args.schedule, mixed_precision=args.mixed_precision,
                               resume=args.resume, verbose=2 if args.quiet else 1, **overrides)
     session = time.perf_counter() - t0

@@ -49,12 +49,15 @@ def test_cpu_budget_fills_only_the_flags_left_out(monkeypatch, capsys):
                                           "--budget", "cpu", "--epochs", "7"])
     cli._apply_budget(args)
     assert (args.epochs, args.size, args.n_train, args.cw_subset) == (7, "cpu", TABLE_I_CPU["n_train"], 1000)
-    assert args.train_subset == "cw=1000" and args.learning_rate == TABLE_I_CPU["learning_rate"]
+    assert args.train_subset == ",".join(f"{a}={n}" for a, n in TABLE_I_CPU["train_subset"].items())
+    assert args.learning_rate == TABLE_I_CPU["learning_rate"] and args.lr_decay_start == TABLE_I_CPU["lr_decay_start"]
+    assert (args.perceptual, args.lambda_perc) == ("classifier", TABLE_I_CPU["lambda_perc"])
     assert "budget: cpu (argument)" in capsys.readouterr().out
     monkeypatch.setenv("ADVLAB_BUDGET", "paper")
     args = cli.build_parser().parse_args(["train", "--dataset", "mnist", "--scale", "full", "--out", "x"])
     cli._apply_budget(args)
     assert args.size is None and args.n_train is None and args.epochs is None
+    assert args.perceptual is None and args.lambda_perc is None   # the paper's: auto backbone, weight 1
     args = cli.build_parser().parse_args(["train", "--dataset", "mnist", "--scale", "smoke", "--out", "x",
                                           "--budget", "cpu"])
     cli._apply_budget(args)                                  # smoke scale has its own sizes
@@ -62,7 +65,13 @@ def test_cpu_budget_fills_only_the_flags_left_out(monkeypatch, capsys):
     args = cli.build_parser().parse_args(["train", "--dataset", "mnist", "--scale", "full", "--out", "x",
                                           "--budget", "cpu", "--attacks", "fgsm,pgd"])
     cli._apply_budget(args)
-    assert args.train_subset is None and args.size == "cpu"  # no C&W, no C&W subset
+    expected = ",".join(f"{a}={n}" for a, n in TABLE_I_CPU["train_subset"].items() if a in ("fgsm", "pgd"))
+    assert args.train_subset == (expected or None)  # no C&W, no C&W subset
+    assert args.size == "cpu"
+    args = cli.build_parser().parse_args(["train", "--dataset", "mnist", "--scale", "full", "--out", "x",
+                                          "--budget", "cpu", "--lambda-perc", "1", "--perceptual", "auto"])
+    cli._apply_budget(args)
+    assert (args.perceptual, args.lambda_perc) == ("auto", 1.0)  # given flags win over the budget
 
 
 def test_the_cli_defends_the_scales_classifier_whatever_n_train(monkeypatch):

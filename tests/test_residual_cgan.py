@@ -121,7 +121,12 @@ def test_table_i_protocol_by_scale_and_budget():
     smoke = rc.table_i_protocol(get_config("smoke"))
     assert smoke.config == rc.CGANConfig.for_scale(get_config("smoke")) and smoke.budget == "smoke"
     cpu = rc.table_i_protocol(get_config("full"), "cpu")
-    assert (cpu.n_train, cpu.cw_train, cpu.cw_test) == (rc.TABLE_I_CPU["n_train"], rc.TABLE_I_CPU["cw_train"], 1000)
+    assert (cpu.n_train, cpu.train_subset, cpu.cw_test) == (rc.TABLE_I_CPU["n_train"], rc.TABLE_I_CPU["train_subset"], 1000)
+    assert cpu.train_images("cw") == 1000 and cpu.train_images("pgd") == 20000
+    assert cpu.train_images("fgsm") is None and cpu.n_train is None      # FGSM: every training image
     assert (cpu.config.base_filters, cpu.config.epochs, cpu.config.residual_blocks) == (32, rc.TABLE_I_CPU["epochs"], 7)
+    assert (cpu.config.perceptual, cpu.config.lambda_perc, cpu.config.lambda_l1) == ("classifier", 100.0, 100.0)
+    assert cpu.config.lr_decay_start == rc.TABLE_I_CPU["lr_decay_start"]
     paper = rc.table_i_protocol(get_config("full"), "paper")
     assert paper.n_train is None and paper.config.base_filters == 64 and paper.config.max_filters == 512
+    assert paper.train_images("cw") is None and paper.config.lambda_perc == 1.0   # the paper's weights
