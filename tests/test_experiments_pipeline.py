@@ -148,3 +148,20 @@ def test_lab_trains_other_classifiers_with_the_classifier_config(monkeypatch):
     monkeypatch.setattr(classifiers, "get_classifier", lambda ds, cfg, arch=None, verbose=True: seen.update(cfg=cfg))
     lab.classifier_for("mnist_mlp")
     assert seen["cfg"] is lab.classifier_cfg
+
+
+def test_sweep_state_is_keyed_by_the_purifiers_weights_not_only_its_name():
+    import keras
+
+    from advlab.experiments.tables import purifier_key
+    from advlab.purifiers import KerasPurifier
+
+    def tiny(seed):
+        keras.utils.set_random_seed(seed)
+        return keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(1, 3, padding="same")])
+
+    a, a_again, b = tiny(0), tiny(0), tiny(1)
+    key = purifier_key(KerasPurifier(a, name="M_tableI"))
+    assert key.startswith("M_tableI_")
+    assert key == purifier_key(KerasPurifier(a_again, name="M_tableI"))   # same weights: resume
+    assert key != purifier_key(KerasPurifier(b, name="M_tableI"))         # other weights: fresh table

@@ -34,6 +34,21 @@ def _state(name: str, lab: Lab, plan: Plan):
     return checkpoint_path(f"{name}_{lab.tag}_{_digest([asdict(plan), asdict(lab.cfg), lab.arch])}")
 
 
+def purifier_key(purifier) -> str:
+    """``purifier.name`` plus a digest of its weights (when it has a Keras ``model``), so a table's
+    resumable state never reuses cells measured with another purifier of the same name (e.g. two
+    ``--purifier-run`` folders both loaded as ``M_tableI``)."""
+    import hashlib
+
+    model = getattr(purifier, "model", None)
+    if model is None or not hasattr(model, "get_weights"):
+        return purifier.name
+    h = hashlib.sha1()
+    for w in model.get_weights():
+        h.update(w.tobytes())
+    return f"{purifier.name}_{h.hexdigest()[:10]}"
+
+
 def _name(prefix: str, lab: Lab) -> str:
     return f"{prefix}_{lab.dataset}_{lab.cfg.scale}"
 
@@ -102,11 +117,11 @@ def run_sweeps(lab: Lab, plan: Plan | None = None, purifier=None, progress: bool
     fn = lambda name, model, x_, y_, **p: lab.attack_fn("test")(name, model, x_, y_, **p)  # noqa: E731
     it_rows = sweeps.iteration_sweep(lab.classifier, purifier, x, y, attacks=plan.sweep_attacks,
                                      iterations=plan.sweep_iterations, eps_values=plan.sweep_eps, attack_fn=fn,
-                                     checkpoint=_state(f"{it_name}_{purifier.name}", lab, plan), progress=progress)
+                                     checkpoint=_state(f"{it_name}_{purifier_key(purifier)}", lab, plan), progress=progress)
     sweeps.save_sweep(it_rows, it_name, sweeps.plot_iteration_sweep(it_rows, f"{lab.dataset}: {purifier.name}"))
     eps_rows = sweeps.eps_sweep(lab.classifier, purifier, x, y, attacks=plan.sweep_attacks, eps_values=plan.eps_grid,
                                 nb_iter=lab.cfg.attack_iters, attack_fn=fn,
-                                checkpoint=_state(f"{eps_name}_{purifier.name}", lab, plan), progress=progress)
+                                checkpoint=_state(f"{eps_name}_{purifier_key(purifier)}", lab, plan), progress=progress)
     sweeps.save_sweep(eps_rows, eps_name, sweeps.plot_eps_sweep(eps_rows, f"{lab.dataset}: {purifier.name}"))
     return it_rows, eps_rows
 
