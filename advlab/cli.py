@@ -89,13 +89,12 @@ def _apply_budget(args) -> None:
     budget = resolve_budget(args.budget)
     if budget != "cpu":
         return
-    from advlab.purifiers.residual_cgan import TABLE_I_CPU as T
+    from advlab.purifiers.residual_cgan import TABLE_I_CPU as T, TABLE_I_CPU_CONFIG
 
     names = _attack_names(args.attacks)
     subset = ",".join(f"{a}={n}" for a, n in T["train_subset"].items() if a in names) or None
-    defaults = {"n_train": T["n_train"], "cw_subset": T["cw_test"], "size": T["size"], "epochs": T["epochs"],
-                "batch_size": T["batch_size"], "learning_rate": T["learning_rate"], "train_subset": subset,
-                "lr_decay_start": T["lr_decay_start"], "perceptual": T["perceptual"], "lambda_perc": T["lambda_perc"]}
+    defaults = {"n_train": T["n_train"], "cw_subset": T["cw_test"], "size": T["size"], "train_subset": subset,
+                **{k: T[k] for k in TABLE_I_CPU_CONFIG}}
     for key, value in defaults.items():
         if hasattr(args, key) and getattr(args, key) is None:
             setattr(args, key, value)

@@ -114,14 +114,15 @@ def run_sweeps(lab: Lab, plan: Plan | None = None, purifier=None, progress: bool
     purifier = purifier or versatile_purifier(lab, plan)
     x, y = _sweep_subset(lab, plan)
     it_name, eps_name = _name("07_iterations", lab), _name("07_eps", lab)
+    key = purifier_key(purifier)                       # hashes the weights: once, not per table
     fn = lambda name, model, x_, y_, **p: lab.attack_fn("test")(name, model, x_, y_, **p)  # noqa: E731
     it_rows = sweeps.iteration_sweep(lab.classifier, purifier, x, y, attacks=plan.sweep_attacks,
                                      iterations=plan.sweep_iterations, eps_values=plan.sweep_eps, attack_fn=fn,
-                                     checkpoint=_state(f"{it_name}_{purifier_key(purifier)}", lab, plan), progress=progress)
+                                     checkpoint=_state(f"{it_name}_{key}", lab, plan), progress=progress)
     sweeps.save_sweep(it_rows, it_name, sweeps.plot_iteration_sweep(it_rows, f"{lab.dataset}: {purifier.name}"))
     eps_rows = sweeps.eps_sweep(lab.classifier, purifier, x, y, attacks=plan.sweep_attacks, eps_values=plan.eps_grid,
                                 nb_iter=lab.cfg.attack_iters, attack_fn=fn,
-                                checkpoint=_state(f"{eps_name}_{purifier_key(purifier)}", lab, plan), progress=progress)
+                                checkpoint=_state(f"{eps_name}_{key}", lab, plan), progress=progress)
     sweeps.save_sweep(eps_rows, eps_name, sweeps.plot_eps_sweep(eps_rows, f"{lab.dataset}: {purifier.name}"))
     return it_rows, eps_rows
 

@@ -61,6 +61,8 @@ TABLE_I_CPU = {"size": "cpu", "n_train": None, "train_subset": {"pgd": 20000, "c
                "epochs": 3, "batch_size": CPU_PURIFIER_TRAINING["batch_size"],
                "learning_rate": CPU_PURIFIER_TRAINING["learning_rate"], "lr_decay_start": 0.5,
                "perceptual": "classifier", "lambda_perc": 100.0}
+# The TABLE_I_CPU entries that are CGANConfig fields (and, by the same names, ``python -m advlab train`` flags).
+TABLE_I_CPU_CONFIG = ("epochs", "batch_size", "learning_rate", "lr_decay_start", "perceptual", "lambda_perc")
 
 
 @dataclass(frozen=True)
@@ -289,8 +291,7 @@ def table_i_protocol(cfg, budget: str | None = None) -> TableIProtocol:
     if budget == "paper":
         return TableIProtocol(cfg.n_train, {}, 1000, CGANConfig.for_scale(cfg), budget)
     t = TABLE_I_CPU
-    config = CGANConfig.for_scale(cfg, size=t["size"]).replace(
-        **{k: t[k] for k in ("epochs", "batch_size", "learning_rate", "lr_decay_start", "perceptual", "lambda_perc")})
+    config = CGANConfig.for_scale(cfg, size=t["size"]).replace(**{k: t[k] for k in TABLE_I_CPU_CONFIG})
     return TableIProtocol(t["n_train"], dict(t["train_subset"]), t["cw_test"], config, budget)
 
 
