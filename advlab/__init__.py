@@ -1,7 +1,7 @@
 """advlab: a TensorFlow lab for adversarial attacks and image-to-image purification defences.
 
 Importing the package is cheap: it reads no files and does not import TensorFlow.
-Submodules are imported on first attribute access (``advlab.data``, ``advlab.attacks`` ...).
+Submodules are imported on first attribute access (``advlab.io.data``, ``advlab.attacks`` ...).
 """
 from __future__ import annotations
 
@@ -10,10 +10,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = (
-    "config", "paths", "seeding", "results", "data", "classifiers", "attacks", "purifiers",
-    "losses", "training", "evaluation", "experiments", "viz", "widgets", "env", "cli",
-    "adaptive", "comparison", "transforms", "grids", "perceptual", "paper_results",
-    "classifier_archs", "widgets_purify",
+    "config", "io", "classifiers", "attacks", "purifiers", "training", "evaluation",
+    "experiments", "viz", "cli",
 )
 
 

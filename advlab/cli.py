@@ -165,8 +165,9 @@ def adversarial(out: Path, split: str, name: str, model, x, y, args, cfg) -> np.
 
 
 def cmd_train(args) -> dict | None:
-    from advlab import data
-    from advlab.purifiers.residual_cgan import CGANConfig, train_purifier
+    from advlab.io import data
+    from advlab.purifiers.residual_cgan import CGANConfig
+    from advlab.training import train_purifier
 
     cfg = _config(args)
     names = _attack_names(args.attacks)
@@ -199,7 +200,9 @@ def cmd_train(args) -> dict | None:
 
 
 def cmd_evaluate(args, cfg=None, model=None) -> dict:
-    from advlab import data, evaluation, paper_results
+    from advlab.io import data
+    from advlab import evaluation
+    from advlab.experiments import paper_results
     from advlab.purifiers.residual_cgan import load_purifier
 
     cfg = cfg or _config(args)

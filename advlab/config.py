@@ -103,7 +103,7 @@ def resolve_budget(budget: str | None = None, verbose: bool = True) -> str:
     but uses CPU-sized networks and training subsets, so a full MNIST run fits about an hour on
     two CPU cores (the numbers live next to the code they size:
     ``advlab.purifiers.residual_cgan.TABLE_I_CPU``, ``advlab.experiments.pipeline.CPU_BUDGET``,
-    ``advlab.comparison.CPU_BUDGET``). Default: ``$ADVLAB_BUDGET``, else ``"paper"`` when
+    ``advlab.evaluation.comparison.CPU_BUDGET``). Default: ``$ADVLAB_BUDGET``, else ``"paper"`` when
     TensorFlow sees a GPU and ``"cpu"`` otherwise; the choice is printed.
     """
     source = "argument"

@@ -41,7 +41,8 @@ def main(argv=None) -> dict:
     import numpy as np
     import tensorflow as tf
 
-    from advlab import attacks, classifiers, data
+    from advlab import attacks, classifiers
+    from advlab.io import data
     from advlab.config import get_config
 
     cfg = get_config("smoke")

@@ -39,7 +39,7 @@ def main(argv=None) -> dict:
 
     from advlab import attacks, classifiers
     from advlab.config import get_config
-    from advlab.perceptual import make_perceptual
+    from advlab.training.perceptual import make_perceptual
     from advlab.purifiers.residual_cgan import SIZES, CGANConfig, make_trainer
 
     model = classifiers.build_classifier("mnist_cnn")

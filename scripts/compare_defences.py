@@ -31,10 +31,10 @@ def parse(argv=None):
     p.add_argument("--data-dir", default=None, help="folder with the dataset files (sets ADVLAB_DATA_DIR)")
     p.add_argument("--n-eval", type=int, default=None, help="test images per cell (full default: 1000)")
     p.add_argument("--n-adaptive", type=int, default=None, help="images per e2e/BPDA cell")
-    p.add_argument("--defences", default=None, help="comma-separated subset of advlab.comparison.DEFENCES")
+    p.add_argument("--defences", default=None, help="comma-separated subset of advlab.evaluation.comparison.DEFENCES")
     p.add_argument("--adaptive-attacks", default=None, help="e.g. pgd,mifgsm,autoattack")
     p.add_argument("--budget", default=None, choices=("paper", "cpu"),
-                   help="full scale only; cpu: the table in about an hour of a 2-core CPU (advlab.comparison.CPU_BUDGET: "
+                   help="full scale only; cpu: the table in about an hour of a 2-core CPU (advlab.evaluation.comparison.CPU_BUDGET: "
                         "CPU-sized networks, training subsets, PGD-40 as the adaptive attack). "
                         "Default: $ADVLAB_BUDGET, else paper with a GPU, cpu without")
     p.add_argument("--n-train", type=int, default=None,
@@ -71,7 +71,9 @@ def estimate(dataset: str, cfg, plan, probe: int = 16) -> list[dict]:
 
     import numpy as np
 
-    from advlab import adaptive, attacks, data, evaluation
+    from advlab.evaluation import adaptive
+    from advlab import attacks, evaluation
+    from advlab.io import data
     from advlab.experiments import estimate as est
     from advlab.experiments.pipeline import plan as exp_plan
     from advlab.purifiers import autoencoder, capgan, classical, KerasPurifier, Identity, residual_cgan
@@ -164,7 +166,7 @@ def main(argv=None) -> int:
     args = parse(argv)
     if args.data_dir:
         os.environ["ADVLAB_DATA_DIR"] = str(Path(args.data_dir).resolve())
-    from advlab import comparison
+    from advlab.evaluation import comparison
     from advlab.experiments.pipeline import prepare
 
     overrides = {}

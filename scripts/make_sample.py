@@ -1,11 +1,11 @@
-"""Build the embedded data sample shipped in advlab/sample_data/ from the real IDX files.
+"""Build the embedded data sample shipped in advlab/io/sample_data/ from the real IDX files.
 
     python scripts/make_sample.py --source ../shared/datasets
 
 For MNIST and Fashion-MNIST it keeps, per class, 200 training and 100 test images chosen
 uniformly at random (seed 0), in the files' original order, as uint8 in a compressed .npz,
 together with the indices into the source files. Provenance (source files, their sha256,
-seed, counts) goes to advlab/sample_data/PROVENANCE.json.
+seed, counts) goes to advlab/io/sample_data/PROVENANCE.json.
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from advlab.data import _IDX_FILES, read_idx
+from advlab.io.data import _IDX_FILES, read_idx
 
-OUT = Path(__file__).resolve().parents[1] / "advlab" / "sample_data"
+OUT = Path(__file__).resolve().parents[1] / "advlab" / "io" / "sample_data"
 FOLDERS = {"mnist": "mnist", "fashion_mnist": "fashion-mnist"}
 PER_CLASS = {"train": 200, "test": 100}
 

@@ -23,8 +23,10 @@ def main(argv=None) -> int:
     p.add_argument("--command", required=True, help="the exact command that produced the run")
     p.add_argument("--note", default="")
     args = p.parse_args(argv)
-    from advlab import evaluation, paper_results, results
-    from advlab.paths import figures_dir
+    from advlab import evaluation
+    from advlab.experiments import paper_results
+    from advlab.io import results
+    from advlab.io.paths import figures_dir
 
     load = lambda f: json.loads((args.run / f).read_text()) if (args.run / f).is_file() else None  # noqa: E731
     ev = load("evaluation.json")

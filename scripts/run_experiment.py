@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     todo = EXPERIMENTS if args.experiment == "all" else (args.experiment,)
 
     if args.estimate:
-        from advlab import data
+        from advlab.io import data
         from advlab.experiments import estimate
 
         probe = pipeline.prepare(args.dataset, get_config("smoke", seed=cfg.seed), verbose=False)

@@ -46,7 +46,7 @@ def _isolated_outputs(tmp_path, monkeypatch, session_tmp):
 @pytest.fixture(scope="session")
 def mnist_sample():
     """(x_train, y_train, x_test, y_test) from the embedded real MNIST sample (2000/1000)."""
-    from advlab import data
+    from advlab.io import data
 
     x_tr, y_tr = data.load("mnist", "train", source="sample", verbose=False)
     x_te, y_te = data.load("mnist", "test", source="sample", verbose=False)

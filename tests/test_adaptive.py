@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from advlab import adaptive
+from advlab.evaluation import adaptive
 from advlab.purifiers import Identity, KerasPurifier, classical
 
 

@@ -8,7 +8,8 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from advlab import attacks, widgets  # noqa: E402
+from advlab import attacks  # noqa: E402
+from advlab.viz import widgets
 from advlab.attacks import report  # noqa: E402
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from advlab import classifiers
-from advlab.classifier_archs import build_classifier
+from advlab.classifiers.archs import build_classifier
 
 
 @pytest.mark.parametrize("arch", ["mnist_cnn", "mnist_lenet", "mnist_mlp"])

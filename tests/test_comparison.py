@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from advlab import comparison
+from advlab.evaluation import comparison
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def _plan(cfg):
 
 
 def test_table_names_every_mode_and_resumes(lab, monkeypatch):
-    from advlab import adaptive
+    from advlab.evaluation import adaptive
 
     result = comparison.run_comparison(lab, _plan(lab.cfg), progress=False)
     frame = result.to_frame()
@@ -49,7 +49,7 @@ def test_table_names_every_mode_and_resumes(lab, monkeypatch):
     n_by = {(c["defence"], c["mode"]): c["n"] for c in result.cells}
     assert n_by[("none", "e2e")] == 8 and n_by[("none", "clean")] == 24
     # saved table + figure
-    from advlab.paths import figures_dir
+    from advlab.io.paths import figures_dir
 
     names = {p.name for p in figures_dir().iterdir()}
     assert {"10_defences_mnist_smoke.csv", "10_defences_mnist_smoke_cells.csv", "10_defences_mnist_smoke.json",

@@ -1,4 +1,4 @@
-"""advlab.data: real shared files, the embedded sample, other formats and every error path."""
+"""advlab.io.data: real shared files, the embedded sample, other formats and every error path."""
 from __future__ import annotations
 
 import gzip
@@ -9,7 +9,7 @@ import struct
 import numpy as np
 import pytest
 
-from advlab import data
+from advlab.io import data
 from conftest import shared_datasets
 
 SHARED = shared_datasets()

@@ -6,7 +6,8 @@ import math
 import numpy as np
 import pytest
 
-from advlab import evaluation, paper_results
+from advlab import evaluation
+from advlab.experiments import paper_results
 from advlab.purifiers import Identity, Purifier
 
 

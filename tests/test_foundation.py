@@ -43,7 +43,8 @@ def test_figures_and_tables_go_to_figures_dir(tmp_path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from advlab import paths, results, viz
+    from advlab.io import paths, results
+    from advlab import viz
 
     fig, ax = plt.subplots()
     ax.plot([0, 1])

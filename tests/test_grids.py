@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from advlab import grids, viz
+from advlab.experiments import grids
+from advlab import viz
 
 
 def predict_fn(model, x):
@@ -81,7 +82,7 @@ def test_grid_layout_labels_and_wrong_in_red(images):
 
 
 def test_purification_browser_switches_attack_and_image(images):
-    from advlab.widgets_purify import purification_browser
+    from advlab.viz.purify_browser import purification_browser
 
     x, y, x_adv = images
     seen = []

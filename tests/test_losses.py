@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from advlab import losses, perceptual
+from advlab.training import losses, perceptual
 
 
 def softplus(z):

@@ -89,10 +89,10 @@ def test_train_purifier_resumes_and_writes_run_folder(tmp_path, capsys):
     x, y = _pairs()
     out = tmp_path / "run"
     before = x.copy()
-    p1 = rc.train_purifier(x, y, None, out, config=TINY, epochs=1, verbose=0, samples=2)
+    p1 = training.train_purifier(x, y, None, out, config=TINY, epochs=1, verbose=0, samples=2)
     np.testing.assert_array_equal(x, before)                       # inputs never mutated
     assert [r["epoch"] for r in p1.history] == [1]
-    p2 = rc.train_purifier(x, y, None, out, config=TINY, epochs=2, verbose=0, samples=2)
+    p2 = training.train_purifier(x, y, None, out, config=TINY, epochs=2, verbose=0, samples=2)
     assert "resuming" in capsys.readouterr().out
     assert [r["epoch"] for r in p2.history] == [1, 2]
     assert p2.info["epochs"] == 2 and p2.info["train_time_s"] > 0
@@ -103,7 +103,7 @@ def test_train_purifier_resumes_and_writes_run_folder(tmp_path, capsys):
     reloaded = rc.load_purifier(out)
     np.testing.assert_allclose(reloaded(x), p2(x), atol=1e-5)
     with pytest.raises(ValueError, match="another configuration"):
-        rc.train_purifier(x, y, None, out, config=TINY.replace(base_filters=8), epochs=2, verbose=0)
+        training.train_purifier(x, y, None, out, config=TINY.replace(base_filters=8), epochs=2, verbose=0)
 
 
 def test_learning_rate_decay_schedule():
@@ -119,18 +119,18 @@ def test_learning_rate_decay_schedule():
 def test_train_purifier_decays_the_learning_rate_and_resumes_older_runs(tmp_path):
     x, y = _pairs()
     out = tmp_path / "run"
-    p = rc.train_purifier(x, y, None, out, config=TINY.replace(lr_decay_start=0.5, learning_rate=1e-3),
+    p = training.train_purifier(x, y, None, out, config=TINY.replace(lr_decay_start=0.5, learning_rate=1e-3),
                           epochs=4, verbose=0, samples=0)
     np.testing.assert_allclose([r["lr"] for r in p.history], [1e-3, 1e-3, 2 / 3 * 1e-3, 1 / 3 * 1e-3], rtol=1e-5)
     for opt in (p.trainer.g_optimizer, p.trainer.d_optimizer):
         assert float(opt.learning_rate.numpy()) == pytest.approx(1 / 3 * 1e-3, rel=1e-5)
     # a run folder written before lr_decay_start existed resumes under the default (None)
     out2 = tmp_path / "old"
-    rc.train_purifier(x, y, None, out2, config=TINY, epochs=1, verbose=0, samples=0)
+    training.train_purifier(x, y, None, out2, config=TINY, epochs=1, verbose=0, samples=0)
     run = json.loads((out2 / "run.json").read_text())
     del run["config"]["lr_decay_start"]
     (out2 / "run.json").write_text(json.dumps(run))
-    assert [r["epoch"] for r in rc.train_purifier(x, y, None, out2, config=TINY, epochs=2, verbose=0,
+    assert [r["epoch"] for r in training.train_purifier(x, y, None, out2, config=TINY, epochs=2, verbose=0,
                                                   samples=0).history] == [1, 2]
 
 
@@ -141,7 +141,7 @@ def test_train_purifier_decays_the_learning_rate_and_resumes_older_runs(tmp_path
 def test_train_purifier_rejects_bad_data(tmp_path, bad, match):
     x, y = bad(*_pairs())
     with pytest.raises(ValueError, match=match):
-        rc.train_purifier(x, y, None, tmp_path, config=TINY)
+        training.train_purifier(x, y, None, tmp_path, config=TINY)
 
 
 DISTRIBUTED = textwrap.dedent("""

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from advlab import transforms
+from advlab.evaluation import transforms
 
 
 @pytest.fixture(scope="module")

@@ -156,7 +156,7 @@ def adversarial_set(dataset: str, split: str, attack: str, model, x, y, *, prese
         x_adv = np.concatenate([attack_chunk(k) for k in range(n_chunks)]) if n_chunks else x.copy()
         return _finish(name, x_adv, x, y, merged, identity, model, time.perf_counter() - t0, None, None)
 
-    from advlab.paths import cache_dir
+    from advlab.io.paths import cache_dir
 
     root = Path(folder) if folder is not None else cache_dir("adversarial")
     path = root / f"{dataset}_{split}_{name}_{identity['model']}_{key}"

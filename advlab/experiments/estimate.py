@@ -29,7 +29,7 @@ def seconds_per_image_attack(lab: Lab, attack: str, n: int = 32, **params) -> fl
 def purifier_costs(lab: Lab, plan: Plan, blocks: int, n_pairs: int = 64) -> dict:
     """Seconds per training pair per epoch and per purified image, at ``blocks`` residual blocks."""
     from advlab.experiments.pipeline import resolve_perceptual
-    from advlab.perceptual import make_perceptual
+    from advlab.training.perceptual import make_perceptual
     from advlab.purifiers.residual_cgan import CGANConfig, as_purifier, make_trainer
 
     x = lab.x_train[:n_pairs]

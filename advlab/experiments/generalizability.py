@@ -104,7 +104,7 @@ class GeneralizabilityTable:
 
     def save(self, name: str, folder: str | Path | None = None) -> dict[str, Path]:
         """Write ``<name>.json`` (the whole table) and ``<name>.csv`` (tidy rows) into figures/."""
-        from advlab import results
+        from advlab.io import results
 
         return {"json": results.save_json(self.to_dict(), name, folder),
                 "csv": results.save_csv(self.to_rows(), name, folder)}

@@ -127,7 +127,7 @@ def resolve_perceptual(spec: str = "auto", verbose: bool = True) -> str:
 
 
 def _digest(obj) -> str:
-    from advlab.results import _jsonable
+    from advlab.io.results import _jsonable
 
     return hashlib.sha256(json.dumps(_jsonable(obj), sort_keys=True).encode()).hexdigest()[:12]
 
@@ -278,7 +278,8 @@ def prepare(dataset: str = "mnist", cfg=None, arch: str | None = None, verbose: 
     ``classifier_cfg`` sizes the classifier's own training. Default: ``cfg`` with the scale
     preset's ``n_train`` / ``n_test``, so a run that attacks and trains purifiers on a subset
     still defends the scale's own classifier (the one every other notebook uses)."""
-    from advlab import classifiers, data
+    from advlab import classifiers
+    from advlab.io import data
     from advlab.config import get_config
 
     cfg = cfg or get_config()
@@ -300,6 +301,6 @@ def prepare(dataset: str = "mnist", cfg=None, arch: str | None = None, verbose: 
 
 def checkpoint_path(name: str) -> Path:
     """Where a table's resumable state lives (``.cache/experiments/state/<name>.json``)."""
-    from advlab.paths import cache_dir
+    from advlab.io.paths import cache_dir
 
     return cache_dir("experiments", "state") / f"{name}.json"

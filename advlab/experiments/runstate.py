@@ -15,7 +15,7 @@ class Checkpoint:
     """A flat ``{key: value}`` store saved after every :meth:`put` (no-op when ``path`` is None)."""
 
     def __init__(self, path: str | Path | None, fingerprint: dict, verbose: bool = True):
-        from advlab.results import _jsonable
+        from advlab.io.results import _jsonable
 
         self.path = Path(path) if path is not None else None
         self.fingerprint = _jsonable(fingerprint)
@@ -43,7 +43,7 @@ class Checkpoint:
         *key, value = key_and_value
         self.cells[self._key(key)] = value
         if self.path is not None:
-            from advlab.results import save_json
+            from advlab.io.results import save_json
 
             save_json({"fingerprint": self.fingerprint, "cells": self.cells},
                       self.path.name, self.path.parent)

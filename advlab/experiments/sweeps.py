@@ -184,7 +184,8 @@ def plot_eps_sweep(rows: Sequence[Mapping], title: str = ""):
 
 def save_sweep(rows: Sequence[Mapping], name: str, fig=None, folder: str | Path | None = None) -> dict[str, Path]:
     """Save ``<name>.json`` / ``<name>.csv`` (and ``<name>.png`` if ``fig``) into figures/."""
-    from advlab import results, viz
+    from advlab.io import results
+    from advlab import viz
 
     out = {"json": results.save_json(list(rows), name, folder), "csv": results.save_csv(rows, name, folder)}
     if fig is not None:

@@ -88,7 +88,7 @@ def run_transfer(lab: Lab, plan: Plan | None = None, source_attacks=None, progre
     """Table IV: a purifier trained on adversarial examples of ``lab.arch`` (default: the
     versatile composite of ``plan.train_attacks``), tested on attacks against each of
     ``plan.transfer_archs``. Saves ``06_transfer_<dataset>_<scale>.{json,csv}``."""
-    from advlab import results
+    from advlab.io import results
 
     plan = plan or plan_for(lab.cfg)
     purifier = lab.purifier(source_attacks or plan.train_attacks, **_pkw(plan))
@@ -157,7 +157,9 @@ def run_ablation(lab: Lab, plan: Plan | None = None, progress: bool = True):
 def run_grids(lab: Lab, plan: Plan | None = None, purifier=None, attacks=None):
     """Fig. 4 and the before/after grids: PSNR/MAE per attack (``09_quality_...``) and one grid
     per attack (``09_grid_<dataset>_<scale>_<attack>.png``). Returns (quality rows, paths)."""
-    from advlab import grids, results, viz
+    from advlab.experiments import grids
+    from advlab.io import results
+    from advlab import viz
 
     plan = plan or plan_for(lab.cfg)
     purifier = purifier or versatile_purifier(lab, plan)

@@ -2,7 +2,7 @@
 
 A purifier is identified by data + classifier + training attacks + block count + epochs (the
 key chosen by :meth:`advlab.experiments.pipeline.Lab.purifier`). Its folder under
-``.cache/experiments/purifiers/<key>`` holds what :func:`advlab.purifiers.residual_cgan.train_purifier`
+``.cache/experiments/purifiers/<key>`` holds what :func:`advlab.training.train_purifier`
 writes (generator, checkpoints for resuming) plus ``experiment_stats.json``: final-epoch losses
 and seconds per epoch, which the ablation table reports.
 """
@@ -28,8 +28,9 @@ def stats_from_run(history: list[dict], info: dict) -> dict:
 def load_or_train(lab, names, key: str, blocks: int, epochs: int, name: str, n_pairs: int | None = None,
                   stack: bool = False, **train_kwargs):
     """Return ``(purifier, stats)``: loaded if trained before, else trained now (and saved)."""
-    from advlab.paths import cache_dir
+    from advlab.io.paths import cache_dir
     from advlab.purifiers import residual_cgan
+    from advlab.training import train_purifier
 
     out = cache_dir("experiments", "purifiers", key)
     stats_path = out / STATS_FILE
@@ -46,7 +47,7 @@ def load_or_train(lab, names, key: str, blocks: int, epochs: int, name: str, n_p
     if lab.verbose:
         print(f"[experiments] training purifier {name} on {len(x_adv)} pairs of {'+'.join(names)} "
               f"({blocks} residual blocks, {epochs} epochs) -> {out}")
-    purifier = residual_cgan.train_purifier(x_adv, x_clean, lab.cfg, out, **kwargs)
+    purifier = train_purifier(x_adv, x_clean, lab.cfg, out, **kwargs)
     stats = stats_from_run(getattr(purifier, "history", []), getattr(purifier, "info", {}))
     stats["n_pairs"] = int(len(x_adv))
     purifier.name = name

@@ -10,7 +10,7 @@ perturbations, which is what the adversarial perturbation becomes after encoding
 The noise lives in :class:`LatentNoise`: on when ``training=True``, off at inference by default.
 ``noise_at_inference=True`` keeps it on at test time; the purifier is then random
 (``stochastic = True``) and honest evaluation must average over draws (EOT, see
-:mod:`advlab.adaptive`); :meth:`AutoencoderPurifier.purify_eot` averages explicitly.
+:mod:`advlab.evaluation.adaptive`); :meth:`AutoencoderPurifier.purify_eot` averages explicitly.
 """
 from __future__ import annotations
 
@@ -104,7 +104,7 @@ def train_autoencoder(x_adv, x_clean, epochs: int = 5, batch_size: int = 128, lr
     ``x_adv`` and ``x_clean`` are aligned NHWC batches in [0, 1] (e.g. from
     ``advlab.attacks.composite``). Training time is kept on ``purifier.train_seconds``.
     """
-    from advlab.transforms import check_images
+    from advlab.evaluation.transforms import check_images
 
     x_adv, x_clean = check_images(x_adv, "x_adv"), check_images(x_clean, "x_clean")
     if x_adv.shape != x_clean.shape:

@@ -305,7 +305,7 @@ def train_capgan(x_adv, x_clean, classifier, epochs: int = 2, batch_size: int = 
     import json
     from pathlib import Path
 
-    from advlab.transforms import check_images
+    from advlab.evaluation.transforms import check_images
 
     x_adv, x_clean = check_images(x_adv, "x_adv"), check_images(x_clean, "x_clean")
     if x_adv.shape != x_clean.shape:

@@ -12,14 +12,14 @@ Four come from ART (``art.defences.preprocessor``) and one from scikit-image:
   "WD" in the residual-cGAN paper's ImageNet comparison.
 
 None is differentiable: called on a tensor they run through ``tf.numpy_function`` and stop
-gradients. Use :func:`advlab.adaptive.bpda` to attack them (identity backward pass).
+gradients. Use :func:`advlab.evaluation.adaptive.bpda` to attack them (identity backward pass).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from advlab.purifiers import Purifier
-from advlab.transforms import check_images
+from advlab.evaluation.transforms import check_images
 
 
 class NumpyPurifier(Purifier):

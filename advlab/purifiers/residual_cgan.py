@@ -30,7 +30,7 @@ from keras import layers
 from advlab.config import CPU_PURIFIER_TRAINING, PURIFIER_SIZES
 from advlab.purifiers import KerasPurifier
 from advlab.purifiers.blocks import downsample, residual_stack, upsample
-from advlab.purifiers.pix2pix import Pix2PixTrainer  # noqa: F401  (public API)
+from advlab.training.pix2pix import Pix2PixTrainer  # noqa: F401  (public API)
 
 MAX_DOWNSAMPLINGS = 8
 SCHEDULES = ("constant", "multistep")
@@ -83,7 +83,7 @@ class CGANConfig:
     beta_1: float = 0.5
     batch_size: int = 64
     epochs: int = 20
-    perceptual: str = "auto"                  # see advlab.perceptual.make_perceptual
+    perceptual: str = "auto"                  # see advlab.training.perceptual.make_perceptual
     mixed_precision: str | None = None        # None | "mixed_float16" | "mixed_bfloat16"
 
     def replace(self, **changes) -> "CGANConfig":
@@ -311,11 +311,3 @@ def load_purifier(path, name: str = "residual_cgan") -> KerasPurifier:
         raise FileNotFoundError(f"No trained generator at {path}; train one with "
                                 f"`python -m advlab train ... --out {path.parent}`.")
     return as_purifier(keras.models.load_model(path, compile=False), name=name)
-
-
-def train_purifier(x_adv, x_clean, cfg=None, out_dir=None, **kwargs) -> KerasPurifier:
-    """One call: train the residual cGAN on (attacked, clean) pairs; see
-    :func:`advlab.training.train_purifier` for all arguments."""
-    from advlab.training import train_purifier as _train
-
-    return _train(x_adv, x_clean, cfg, out_dir, **kwargs)

@@ -134,6 +134,6 @@ def rows(result: dict) -> list[dict]:
 
 def save_evaluation(result: dict, name: str, folder=None) -> dict:
     """Save ``result`` as ``name.json`` and its :func:`rows` as ``name.csv``; returns both paths."""
-    from advlab.results import save_csv, save_json
+    from advlab.io.results import save_csv, save_json
 
     return {"json": save_json(result, name, folder), "csv": save_csv(rows(result), name, folder)}

@@ -181,7 +181,7 @@ def make_perceptual(spec: str | None, input_shape, classifier=None, verbose: boo
             if classifier is None:
                 raise PerceptualUnavailable(f"{err}\n(perceptual='auto' falls back to the target "
                                             "classifier's features only when classifier= is given.)") from err
-            print("[advlab.perceptual] NOTICE: VGG19 ImageNet weights are unavailable (offline?); "
+            print("[advlab.training.perceptual] NOTICE: VGG19 ImageNet weights are unavailable (offline?); "
                   "perceptual='auto' uses the TARGET CLASSIFIER's features instead of the paper's VGG19. "
                   "Pass perceptual='vgg19' to require VGG19.")
             fx = classifier_features(classifier)
@@ -201,5 +201,5 @@ def make_perceptual(spec: str | None, input_shape, classifier=None, verbose: boo
     else:
         raise ValueError(f"Unknown perceptual backbone {spec!r}; choose one of {PERCEPTUAL_CHOICES}.")
     if verbose:
-        print(f"[advlab.perceptual] perceptual loss backbone: {msg if fx is None else fx.description}")
+        print(f"[advlab.training.perceptual] perceptual loss backbone: {msg if fx is None else fx.description}")
     return fx

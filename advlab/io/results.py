@@ -9,7 +9,7 @@ from typing import Iterable, Mapping
 
 import numpy as np
 
-from advlab.paths import figures_dir
+from advlab.io.paths import figures_dir
 
 
 def _jsonable(obj):

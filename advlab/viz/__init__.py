@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
-from advlab.results import output_path
+from advlab.io.results import output_path
 
 
 def savefig(fig, name: str, folder: str | Path | None = None, dpi: int = 120) -> Path:

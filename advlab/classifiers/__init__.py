@@ -1,7 +1,7 @@
 """Target classifiers: build, train, save/load, and one cached :func:`get_classifier` for notebooks.
 
 Every classifier takes NHWC images in [0, 1] and returns logits (see
-:mod:`advlab.classifier_archs` for the architectures). Trained models are cached in
+:mod:`advlab.classifiers.archs` for the architectures). Trained models are cached in
 ``cache_dir("classifiers")`` under a name made of everything that changes them (dataset, arch,
 data source, number of training images, epochs, seed), so all notebooks share one training.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from advlab.classifier_archs import ARCHS, build_classifier  # noqa: F401  (re-exported)
+from advlab.classifiers.archs import ARCHS, build_classifier  # noqa: F401  (re-exported)
 
 DEFAULT_ARCH = {"mnist": "mnist_cnn", "fashion_mnist": "mnist_cnn", "cifar10": "cifar_resnet",
                 "imagenet": "inceptionv3"}
@@ -51,7 +51,7 @@ def train_classifier(model, x, y, epochs: int, batch_size: int = 128, validation
     if x.size and (x.min() < 0 or x.max() > 1):
         raise ValueError(f"Training images must be in [0, 1]; got range [{x.min():.3g}, {x.max():.3g}].")
     if seed is not None:
-        from advlab.seeding import set_seed
+        from advlab.io.seeding import set_seed
         set_seed(seed)
     if not getattr(model, "compiled", False):
         _compile(model, learning_rate, total_steps=int(epochs) * -(-len(x) // int(batch_size)))
@@ -153,9 +153,9 @@ def get_classifier(dataset: str, cfg=None, arch: str | None = None, retrain: boo
     the model; later calls (any notebook) load it. ImageNet models are the pretrained
     ``keras.applications`` weights (downloaded by Keras; needs internet once).
     """
-    from advlab import data
+    from advlab.io import data
     from advlab.config import get_config
-    from advlab.paths import cache_dir
+    from advlab.io.paths import cache_dir
 
     cfg = cfg or get_config()
     ds = data.info(dataset)

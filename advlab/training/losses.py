@@ -11,7 +11,7 @@ with lambda1 = 100 and lambda2 = 1:
   real and ``D(x, G(x))`` fake (:func:`discriminator_loss`).
 * ``L_L1 = mean |y - G(x)|`` (:func:`l1_loss`).
 * ``L_perc = sum_k mean |V_k(y) - V_k(G(x))|`` over feature maps ``V_k`` of a fixed network
-  (:func:`perceptual_loss`; backbones in :mod:`advlab.perceptual`).
+  (:func:`perceptual_loss`; backbones in :mod:`advlab.training.perceptual`).
 
 All losses are means over the batch (and pixels/patches), so they do not depend on batch size.
 Under a multi-device ``tf.distribute`` strategy the trainer divides by the number of replicas.
@@ -50,7 +50,7 @@ def l1_loss(y, y_pred):
 def perceptual_loss(features: Callable, y, y_pred):
     """``sum_k mean |V_k(y) - V_k(y_pred)|`` where ``features(images) -> [V_1, ..., V_K]``.
 
-    ``features`` is a frozen feature extractor (see :mod:`advlab.perceptual`); no gradient is
+    ``features`` is a frozen feature extractor (see :mod:`advlab.training.perceptual`); no gradient is
     taken through the target ``y``'s features.
     """
     f_true = features(y)

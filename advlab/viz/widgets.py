@@ -3,7 +3,7 @@
 * :func:`attack_explorer`: pick an attack, an eps and an image; see the clean image, the
   adversarial image, the amplified perturbation and how the prediction changes.
 * :func:`purification_browser`: the purifier's before/after browser (in
-  :mod:`advlab.widgets_purify`), re-exported here.
+  :mod:`advlab.viz.purify_browser`), re-exported here.
 
 The drawing is a plain function (:func:`explore`) so it can be used and tested without a
 browser; the widgets only call it.
@@ -94,7 +94,7 @@ def attack_explorer(model, x, y, names: Sequence[str] | None = None, *, preset: 
 
 
 def purification_browser(*args, **kwargs):
-    """See :func:`advlab.widgets_purify.purification_browser`."""
-    from advlab.widgets_purify import purification_browser as browser
+    """See :func:`advlab.viz.purify_browser.purification_browser`."""
+    from advlab.viz.purify_browser import purification_browser as browser
 
     return browser(*args, **kwargs)

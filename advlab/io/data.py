@@ -271,7 +271,7 @@ def _load_sample(ds: DatasetInfo, split: str):
         raise DatasetUnavailable(
             f"No embedded sample of {ds.name!r}: samples ship for "
             f"{[n for n, d in DATASETS.items() if d.has_sample]}. Use source='auto' with the "
-            f"real files (see advlab.data docs) or advlab.data.synthetic_standin()."
+            f"real files (see advlab.io.data docs) or advlab.io.data.synthetic_standin()."
         )
     with np.load(path) as f:
         return f[f"x_{split}"][..., None], f[f"y_{split}"], f"embedded sample {path.name}"
@@ -325,7 +325,7 @@ def load(name: str, split: str = "test", *, source: str = "auto",
     x = _to_float(x, ds.name)
     y = np.asarray(y, dtype=np.int64).reshape(-1)
     if verbose:
-        print(f"[advlab.data] {ds.name}/{split}: {len(x)} images {x.shape[1:]} from {where}")
+        print(f"[advlab.io.data] {ds.name}/{split}: {len(x)} images {x.shape[1:]} from {where}")
     if return_info:
         return x, y, {"dataset": ds.name, "split": split, "source": where, "n": len(x)}
     return x, y
@@ -367,7 +367,7 @@ def synthetic_standin(name: str, n: int = 64, seed: int = 0, image_size: int | N
                 for k in range(channels)]
         patterns.append(np.stack(base, -1))
     x = np.stack([patterns[c] for c in y]) + rng.normal(0, 0.08, size=(n, side, side, channels))
-    print(f"[advlab.data] SYNTHETIC STAND-IN for {ds.name}: {n} generated images "
+    print(f"[advlab.io.data] SYNTHETIC STAND-IN for {ds.name}: {n} generated images "
           f"{(side, side, channels)}, {num_classes} classes. Not real {ds.name} data; "
           f"numbers measured on it say nothing about {ds.name}.")
     return np.clip(x, 0, 1).astype(np.float32), y.astype(np.int64)

@@ -169,7 +169,7 @@ class CSVLog(keras.callbacks.Callback):
         self.rows = read_history(self.folder) if append else []
 
     def on_epoch_end(self, epoch, logs=None):
-        from advlab.results import save_csv
+        from advlab.io.results import save_csv
 
         self.rows = [r for r in self.rows if int(r.get("epoch", -1)) != epoch + 1]
         self.rows.append({"epoch": epoch + 1, **{k: float(v) for k, v in (logs or {}).items()}})
@@ -255,7 +255,7 @@ def train_purifier(x_adv, x_clean, cfg=None, out_dir=None, *, config=None, class
         strategy: a ``tf.distribute.Strategy`` (default: the current one, i.e. one device).
         validation: optional ``(x_adv_val, x_clean_val)`` for a ``val_l1`` column.
     """
-    from advlab.perceptual import make_perceptual
+    from advlab.training.perceptual import make_perceptual
     from advlab.purifiers.residual_cgan import CGANConfig, _check_params, as_purifier, make_trainer
 
     _check_pairs(x_adv, x_clean)
@@ -265,7 +265,7 @@ def train_purifier(x_adv, x_clean, cfg=None, out_dir=None, *, config=None, class
     _check_params(config, x_adv.shape[1:])
     run = _fingerprint(x_adv, x_clean, config)
     if out_dir is None:
-        from advlab.paths import cache_dir
+        from advlab.io.paths import cache_dir
 
         out_dir = cache_dir("purifiers", hashlib.sha1(json.dumps(run, sort_keys=True).encode()).hexdigest()[:12])
     out = Path(out_dir)

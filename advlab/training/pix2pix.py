@@ -16,7 +16,7 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from advlab import losses
+from advlab.training.losses import discriminator_loss, l1_loss, pix2pix_generator_loss
 
 LOSS_NAMES = ("g_loss", "gan", "l1", "perc", "d_loss")
 
@@ -57,9 +57,9 @@ class Pix2PixTrainer(keras.Model):
         y_pred = self.generator(x, training=training)
         real = self.discriminator([x, y], training=training)
         fake = self.discriminator([x, y_pred], training=training)
-        g = losses.pix2pix_generator_loss(fake, y, y_pred, self.lambda_l1, self.lambda_perc,
+        g = pix2pix_generator_loss(fake, y, y_pred, self.lambda_l1, self.lambda_perc,
                                           features=self.perceptual)
-        return g, losses.discriminator_loss(real, fake)
+        return g, discriminator_loss(real, fake)
 
     def train_step(self, data):
         x, y = data[0], data[1]
@@ -81,5 +81,5 @@ class Pix2PixTrainer(keras.Model):
     def test_step(self, data):
         x, y = data[0], data[1]
         # evaluate() resets the trackers first, so the L1 tracker can be reused (-> "val_l1")
-        self.trackers["l1"].update_state(losses.l1_loss(y, self.generator(x, training=False)))
+        self.trackers["l1"].update_state(l1_loss(y, self.generator(x, training=False)))
         return {"l1": self.trackers["l1"].result()}

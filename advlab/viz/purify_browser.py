@@ -22,7 +22,7 @@ def purification_browser(classifier, purifier: Callable, x, y, x_adv_by_attack: 
     import ipywidgets as w
     import matplotlib.pyplot as plt
 
-    from advlab import grids
+    from advlab.experiments import grids
 
     if not x_adv_by_attack:
         raise ValueError("x_adv_by_attack must map at least one attack name to adversarial images")

@@ -21,7 +21,7 @@ def report(verbose: bool = True) -> dict:
     """Collect (and print) versions, visible devices, the active scale and dataset locations."""
     import tensorflow as tf
 
-    from advlab import data
+    from advlab.io import data
     from advlab.config import get_config
 
     cfg = get_config()

@@ -9,9 +9,9 @@ training time. Modes (named in every column):
 * ``bpda``       - the same attack with the purifier's backward pass replaced by the identity
   (all defences; "BPDA-I" for learned ones);
 * random purifiers (TV minimisation, the noisy auto-encoder) are attacked with EOT in ``e2e`` and
-  ``bpda`` (``eot_samples`` draws, see :mod:`advlab.adaptive`);
+  ``bpda`` (``eot_samples`` draws, see :mod:`advlab.evaluation.adaptive`);
 * ``save-png`` / ``save-jpeg`` / ``print-scan`` - the gray-box x_adv of ``channel_attack`` goes
-  through the image channel of :mod:`advlab.transforms` before purification.
+  through the image channel of :mod:`advlab.evaluation.transforms` before purification.
 
 ``run_comparison(lab, plan)`` returns a :class:`Comparison` (wide table + long per-cell rows with
 the number of images of each cell) and saves ``10_defences_<dataset>_<scale>.{csv,json,png}``.
@@ -125,7 +125,7 @@ def plan_for(cfg, **overrides) -> ComparisonPlan:
 
 def build_defence(name: str, lab, plan: ComparisonPlan):
     """Return ``(purifier, train_seconds)`` for defence ``name`` (learned ones trained once, cached)."""
-    from advlab.paths import cache_dir
+    from advlab.io.paths import cache_dir
     from advlab.purifiers import Identity, classical
 
     if name == "none":
@@ -214,7 +214,7 @@ class Comparison:
         return pd.DataFrame(self.rows).set_index("defence")
 
     def save(self, name: str | None = None) -> dict:
-        from advlab import results
+        from advlab.io import results
 
         name = name or f"10_defences_{self.dataset}_{self.scale}"
         return {"csv": results.save_csv(self.rows, name),
@@ -239,7 +239,8 @@ def run_comparison(lab, plan: ComparisonPlan | None = None, progress: bool = Tru
     """Fill the defence table for ``lab`` (see the module docstring); resumable per cell."""
     from tqdm.auto import tqdm
 
-    from advlab import adaptive, evaluation, transforms
+    from advlab.evaluation import adaptive, transforms
+    from advlab import evaluation
 
     plan = plan or plan_for(lab.cfg)
     n = len(lab.x_test) if plan.n_eval is None else min(plan.n_eval, len(lab.x_test))

@@ -1,0 +1,1 @@
+"""Files in and out: datasets, output folders, JSON/CSV results, seeds, the environment."""
