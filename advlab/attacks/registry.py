@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-PAPER_EPS = 16 / 255
+DEFAULT_EPS = 16 / 255  # the papers' L-inf budget on [0, 1] images; MNIST presets use 0.3
 
 
 @dataclass(frozen=True)
@@ -52,14 +52,14 @@ _LINF_MNIST = {"eps": 0.3}
 
 REGISTRY: dict[str, AttackSpec] = {s.name: s for s in (
     AttackSpec("fgsm", "FGSM (Goodfellow et al. 2015)", "cleverhans 4.0.0", "linf", True,
-               {"eps": PAPER_EPS}, "gradient:make_fgsm", _LINF_MNIST),
+               {"eps": DEFAULT_EPS}, "gradient:make_fgsm", _LINF_MNIST),
     AttackSpec("bim", "BIM (Kurakin et al. 2017)", "cleverhans 4.0.0", "linf", True,
-               {"eps": PAPER_EPS, "eps_iter": 0.01, "nb_iter": 40}, "gradient:make_bim", _LINF_MNIST),
+               {"eps": DEFAULT_EPS, "eps_iter": 0.01, "nb_iter": 40}, "gradient:make_bim", _LINF_MNIST),
     AttackSpec("pgd", "PGD (Madry et al. 2018)", "cleverhans 4.0.0", "linf", True,
-               {"eps": PAPER_EPS, "eps_iter": 0.01, "nb_iter": 40, "rand_init": True},
+               {"eps": DEFAULT_EPS, "eps_iter": 0.01, "nb_iter": 40, "rand_init": True},
                "gradient:make_pgd", _LINF_MNIST),
     AttackSpec("mifgsm", "MI-FGSM (Dong et al. 2018)", "cleverhans 4.0.0", "linf", True,
-               {"eps": PAPER_EPS, "eps_iter": 0.01, "nb_iter": 40, "decay_factor": 1.0},
+               {"eps": DEFAULT_EPS, "eps_iter": 0.01, "nb_iter": 40, "decay_factor": 1.0},
                "gradient:make_mifgsm", _LINF_MNIST),
     AttackSpec("cw", "C&W-L2 (Carlini & Wagner 2017)", "advlab (TensorFlow)", "l2", True,
                {"steps": 100, "binary_search_steps": 5, "lr": 0.1, "initial_const": 1.0,
@@ -67,10 +67,10 @@ REGISTRY: dict[str, AttackSpec] = {s.name: s for s in (
     AttackSpec("deepfool", "DeepFool (Moosavi-Dezfooli et al. 2016)", "ART 1.20", "l2", True,
                {"max_iter": 50, "overshoot": 0.02, "nb_grads": 10}, "art_attacks:make_deepfool"),
     AttackSpec("autoattack", "AutoAttack, ART's set (Croce & Hein 2020)", "ART 1.20", "linf", True,
-               {"eps": PAPER_EPS, "nb_iter": 100, "restarts": 1, "square_queries": 5000},
+               {"eps": DEFAULT_EPS, "nb_iter": 100, "restarts": 1, "square_queries": 5000},
                "art_attacks:make_autoattack", _LINF_MNIST),
     AttackSpec("square", "Square Attack (Andriushchenko et al. 2020)", "ART 1.20", "linf", True,
-               {"eps": PAPER_EPS, "square_queries": 5000, "restarts": 1},
+               {"eps": DEFAULT_EPS, "square_queries": 5000, "restarts": 1},
                "art_attacks:make_square", _LINF_MNIST),
 )}
 

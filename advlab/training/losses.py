@@ -6,12 +6,17 @@ The residual cGAN (Zhang et al., arXiv 2504.01399) minimises
 
 with lambda1 = 100 and lambda2 = 1:
 
+on pairs of an attacked image ``x_adv`` and its clean original ``x_clean``, with the purified
+image ``x_pur = G(x_adv)``:
+
 * ``L_cGAN``: binary cross-entropy on the discriminator's patch logits. The generator wants
-  ``D(x, G(x))`` called real (:func:`generator_gan_loss`); the discriminator wants ``D(x, y)``
-  real and ``D(x, G(x))`` fake (:func:`discriminator_loss`).
-* ``L_L1 = mean |y - G(x)|`` (:func:`l1_loss`).
-* ``L_perc = sum_k mean |V_k(y) - V_k(G(x))|`` over feature maps ``V_k`` of a fixed network
-  (:func:`perceptual_loss`; backbones in :mod:`advlab.training.perceptual`).
+  ``D(x_adv, x_pur)`` called real (:func:`generator_gan_loss`); the discriminator wants
+  ``D(x_adv, x_clean)`` real and ``D(x_adv, x_pur)`` fake (:func:`discriminator_loss`).
+* ``L_L1 = mean |x_clean - x_pur|`` (:func:`l1_loss`).
+* ``L_perc = sum_k mean |V_k(x_clean) - V_k(x_pur)|`` over feature maps ``V_k`` of a fixed
+  network (:func:`perceptual_loss`; backbones in :mod:`advlab.training.perceptual`).
+
+(``y`` always means labels in advlab, so the clean target is ``x_clean``, never ``y``.)
 
 All losses are means over the batch (and pixels/patches), so they do not depend on batch size.
 Under a multi-device ``tf.distribute`` strategy the trainer divides by the number of replicas.
@@ -30,7 +35,7 @@ def _bce_logits(labels, logits):
 
 # ----------------------------------------------------------------------------- cGAN
 def generator_gan_loss(fake_logits):
-    """``-mean log sigmoid(D(x, G(x)))``: the generator's non-saturating adversarial loss."""
+    """``-mean log sigmoid(D(x_adv, x_pur))``: the generator's non-saturating adversarial loss."""
     return _bce_logits(tf.ones_like(fake_logits, tf.float32), fake_logits)
 
 
@@ -41,20 +46,20 @@ def discriminator_loss(real_logits, fake_logits):
 
 
 # ----------------------------------------------------------------------------- pixels
-def l1_loss(y, y_pred):
-    """``mean |y - y_pred|`` over batch, pixels and channels."""
-    return tf.reduce_mean(tf.abs(tf.cast(y, tf.float32) - tf.cast(y_pred, tf.float32)))
+def l1_loss(x_clean, x_pur):
+    """``mean |x_clean - x_pur|`` over batch, pixels and channels."""
+    return tf.reduce_mean(tf.abs(tf.cast(x_clean, tf.float32) - tf.cast(x_pur, tf.float32)))
 
 
 # ----------------------------------------------------------------------------- features
-def perceptual_loss(features: Callable, y, y_pred):
-    """``sum_k mean |V_k(y) - V_k(y_pred)|`` where ``features(images) -> [V_1, ..., V_K]``.
+def perceptual_loss(features: Callable, x_clean, x_pur):
+    """``sum_k mean |V_k(x_clean) - V_k(x_pur)|`` where ``features(images) -> [V_1, ..., V_K]``.
 
-    ``features`` is a frozen feature extractor (see :mod:`advlab.training.perceptual`); no gradient is
-    taken through the target ``y``'s features.
+    ``features`` is a frozen feature extractor (see :mod:`advlab.training.perceptual`); no
+    gradient is taken through the clean target's features.
     """
-    f_true = features(y)
-    f_pred = features(y_pred)
+    f_true = features(x_clean)
+    f_pred = features(x_pur)
     if not isinstance(f_true, (list, tuple)):
         f_true, f_pred = [f_true], [f_pred]
     return feature_distance([tf.stop_gradient(a) for a in f_true], f_pred)
@@ -70,15 +75,15 @@ def feature_distance(f_true: Sequence, f_pred: Sequence):
     return total
 
 
-def pix2pix_generator_loss(fake_logits, y, y_pred, lambda_l1=100.0, lambda_perc=1.0,
+def pix2pix_generator_loss(fake_logits, x_clean, x_pur, lambda_l1=100.0, lambda_perc=1.0,
                            features: Callable | None = None):
     """The generator objective as a dict: ``total``, ``gan``, ``l1``, ``perc`` (scalars).
 
     ``features=None`` (or ``lambda_perc == 0`` as a Python number) skips the perceptual term.
     """
     gan = generator_gan_loss(fake_logits)
-    l1 = l1_loss(y, y_pred)
+    l1 = l1_loss(x_clean, x_pur)
     use_perc = features is not None and not (isinstance(lambda_perc, (int, float)) and lambda_perc == 0)
-    perc = perceptual_loss(features, y, y_pred) if use_perc else tf.constant(0.0, tf.float32)
+    perc = perceptual_loss(features, x_clean, x_pur) if use_perc else tf.constant(0.0, tf.float32)
     total = gan + tf.cast(lambda_l1, tf.float32) * l1 + tf.cast(lambda_perc, tf.float32) * perc
     return {"total": total, "gan": gan, "l1": l1, "perc": perc}

@@ -22,7 +22,8 @@ LOSS_NAMES = ("g_loss", "gan", "l1", "perc", "d_loss")
 
 
 class Pix2PixTrainer(keras.Model):
-    """Trains ``generator`` (x -> y in [0, 1]) with ``discriminator([x, y]) -> patch logits``."""
+    """Trains ``generator`` (x_adv -> x_pur in [0, 1]) against ``discriminator([x_adv, image])
+    -> patch logits``; ``fit(x_adv, x_clean)`` takes the attacked images and their clean originals."""
 
     def __init__(self, generator: keras.Model, discriminator: keras.Model, perceptual=None,
                  lambda_l1: float = 100.0, lambda_perc: float = 1.0, **kwargs):
@@ -43,29 +44,30 @@ class Pix2PixTrainer(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
-    def call(self, x, training=False):
-        return self.generator(x, training=training)
+    def call(self, x_adv, training=False):
+        return self.generator(x_adv, training=training)
 
     def build_optimizers(self):
         """Create the optimizers' slot variables now (needed before restoring a checkpoint)."""
         self.g_optimizer.build(self.generator.trainable_variables)
         self.d_optimizer.build(self.discriminator.trainable_variables)
 
-    def compute_losses(self, x, y, training=True):
+    def compute_losses(self, x_adv, x_clean, training=True):
         """Forward pass of G and D; returns (generator loss dict, discriminator loss)."""
-        x, y = tf.convert_to_tensor(x, tf.float32), tf.convert_to_tensor(y, tf.float32)
-        y_pred = self.generator(x, training=training)
-        real = self.discriminator([x, y], training=training)
-        fake = self.discriminator([x, y_pred], training=training)
-        g = pix2pix_generator_loss(fake, y, y_pred, self.lambda_l1, self.lambda_perc,
-                                          features=self.perceptual)
+        x_adv = tf.convert_to_tensor(x_adv, tf.float32)
+        x_clean = tf.convert_to_tensor(x_clean, tf.float32)
+        x_pur = self.generator(x_adv, training=training)
+        real = self.discriminator([x_adv, x_clean], training=training)
+        fake = self.discriminator([x_adv, x_pur], training=training)
+        g = pix2pix_generator_loss(fake, x_clean, x_pur, self.lambda_l1, self.lambda_perc,
+                                   features=self.perceptual)
         return g, discriminator_loss(real, fake)
 
     def train_step(self, data):
-        x, y = data[0], data[1]
+        x_adv, x_clean = data[0], data[1]
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            g, d_loss = self.compute_losses(x, y, training=True)
+            g, d_loss = self.compute_losses(x_adv, x_clean, training=True)
             g_scaled = self.g_optimizer.scale_loss(g["total"] / replicas)
             d_scaled = self.d_optimizer.scale_loss(d_loss / replicas)
         g_vars = self.generator.trainable_variables
@@ -79,7 +81,7 @@ class Pix2PixTrainer(keras.Model):
         return {name: self.trackers[name].result() for name in LOSS_NAMES}
 
     def test_step(self, data):
-        x, y = data[0], data[1]
+        x_adv, x_clean = data[0], data[1]
         # evaluate() resets the trackers first, so the L1 tracker can be reused (-> "val_l1")
-        self.trackers["l1"].update_state(l1_loss(y, self.generator(x, training=False)))
+        self.trackers["l1"].update_state(l1_loss(x_clean, self.generator(x_adv, training=False)))
         return {"l1": self.trackers["l1"].result()}
