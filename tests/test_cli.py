@@ -218,7 +218,7 @@ def test_seed_goes_into_the_config_and_seeds(monkeypatch, tmp_path, capsys):
     assert run.cfg.seed == 7 and seeded == [7]
     saved = json.loads((tmp_path / common.RUN_CONFIG).read_text())
     assert saved["cfg"]["seed"] == 7 and saved["command"] == "advlab attack --seed 7" and saved["job"] == "plain"
-    assert '"seed": 7' in capsys.readouterr().out                 # printed at the start
+    assert "seed=7" in capsys.readouterr().out                   # printed at the start
     assert common.start(parse("classifier", "--scale", "smoke"), "classifier").cfg.seed == 0
 
 

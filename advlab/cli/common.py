@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import json
 import os
 import shlex
 import sys
+import textwrap
 from pathlib import Path
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "imagenet")
@@ -157,7 +157,14 @@ class Run:
                 "cfg": dataclasses.asdict(self.cfg), "plan": plan}
 
     def describe(self) -> str:
-        return f"[advlab] {self.job} run config:\n" + json.dumps(self.to_dict(), indent=2, default=str)
+        """The config as a few wrapped ``key=value`` lines (the full record is ``run_config.json``)."""
+        head = f"[advlab] {self.job} run" + (f", budget {self.budget}" if self.budget else "")
+        lines = [head + (f": {self.command}" if self.command else "")]
+        for section, values in self.to_dict().items():
+            if isinstance(values, dict):
+                body = ", ".join(f"{k}={v!r}" for k, v in values.items())
+                lines += textwrap.wrap(f"{section}: {body}", 110, initial_indent="  ", subsequent_indent="      ")
+        return "\n".join(lines)
 
     def save(self, folder) -> Path:
         """Write ``run_config.json`` into ``folder`` (created)."""
