@@ -40,7 +40,8 @@ SHARED = {
     "data_dir": (("--data-dir",), dict(type=Path, default=None,
                                        help="folder with the dataset files (sets $ADVLAB_DATA_DIR for this run)")),
     "quiet": (("--quiet",), dict(action="store_true", help="no progress bars")),
-    "attacks": (("--attacks",), dict(default="fgsm,pgd,cw", help="comma-separated attack names (default: %(default)s)")),
+    "attacks": (("--attacks",), dict(default="fgsm,pgd,cw",
+                                     help="comma-separated attack names (default: %(default)s)")),
     "eps": (("--eps",), dict(type=float, default=None,
                              help="L-inf budget (default: the attack preset's, 0.3 for MNIST-like data, 16/255 else)")),
     "size": (("--size",), dict(default=None, choices=("paper", "cpu", "narrow"),
@@ -221,13 +222,12 @@ def _table1(args, scale, budget, lab):
     config = protocol.config
     if getattr(args, "size", None):
         config = config.replace(**purifier_widths(args.size))
-    flags = {"epochs": "epochs", "batch_size": "batch_size", "residual_blocks": "residual_blocks",
-             "base_filters": "base_filters", "max_filters": "max_filters", "disc_blocks": "disc_residual_blocks",
-             "learning_rate": "learning_rate", "lr_decay_start": "lr_decay_start", "lambda_l1": "lambda_l1",
-             "lambda_perc": "lambda_perc", "perceptual": "perceptual", "schedule": "schedule",
-             "mixed_precision": "mixed_precision"}
-    config = config.replace(**{field: getattr(args, flag) for flag, field in flags.items()
-                               if getattr(args, flag, None) is not None})
+    fields = ("epochs", "batch_size", "residual_blocks", "base_filters", "max_filters", "disc_blocks",
+              "learning_rate", "lr_decay_start", "lambda_l1", "lambda_perc", "perceptual", "schedule",
+              "mixed_precision")
+    renamed = {"disc_blocks": "disc_residual_blocks"}
+    config = config.replace(**{renamed.get(f, f): getattr(args, f) for f in fields
+                               if getattr(args, f, None) is not None})
     attacks = attack_names(args.attacks)
     train_subset = {a: n for a, n in protocol.train_subset.items() if a in attacks}
     if getattr(args, "train_subset", None) is not None:
