@@ -1,4 +1,4 @@
-"""``python -m advlab ...``: see :mod:`advlab.cli`."""
+"""``python -m advlab ...``: the ``advlab`` command (see :mod:`advlab.cli`)."""
 import sys
 
 from advlab.cli import main

@@ -89,17 +89,12 @@ def test_perceptual_auto_announces_stand_in(tmp_path, monkeypatch, capsys):
     assert pipeline.resolve_perceptual("none") == "none"
 
 
-def test_script_rejects_unknown_experiment():
-    import importlib.util
-    from pathlib import Path
+def test_cli_rejects_unknown_experiment():
+    from advlab.cli import build_parser
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "run_experiment.py"
-    spec = importlib.util.spec_from_file_location("run_experiment", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    assert mod.parse(["matrix", "--scale", "full", "--estimate"]).estimate
+    assert build_parser().parse_args(["experiment", "matrix", "--scale", "full", "--estimate"]).estimate
     with pytest.raises(SystemExit):
-        mod.parse(["table9"])
+        build_parser().parse_args(["experiment", "table9"])
 
 
 def test_estimate_arithmetic_with_fixed_probe_costs(monkeypatch):

@@ -198,26 +198,3 @@ def get_classifier(dataset: str, cfg=None, arch: str | None = None, retrain: boo
         "n_test": len(y_te), "train_seconds": hist.history["train_seconds"],
         "fingerprint": fingerprint(model)})
     return model
-
-
-def main(argv=None) -> None:
-    """``python -m advlab.classifiers mnist --scale full``: train (or load) and report accuracy."""
-    import argparse
-
-    from advlab.config import get_config
-
-    p = argparse.ArgumentParser(prog="python -m advlab.classifiers", description=main.__doc__)
-    p.add_argument("dataset", choices=["mnist", "fashion_mnist", "cifar10"])
-    p.add_argument("--arch", default=None, help=f"one of {list(ARCHS)} (default per dataset)")
-    p.add_argument("--scale", default=None, help="smoke | full (default $ADVLAB_SCALE)")
-    p.add_argument("--epochs", type=int, default=None, help="override cfg.classifier_epochs")
-    p.add_argument("--retrain", action="store_true")
-    args = p.parse_args(argv)
-    cfg = get_config(args.scale)
-    if args.epochs:
-        cfg = cfg.replace(classifier_epochs=args.epochs)
-    get_classifier(args.dataset, cfg, arch=args.arch, retrain=args.retrain)
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,7 @@
-"""``python -m advlab.classifiers DATASET`` (alias of ``advlab classifier``)."""
-from advlab.classifiers import main
+"""``python -m advlab.classifiers DATASET [flags]``: alias of ``advlab classifier --dataset DATASET``."""
+import sys
 
-main()
+from advlab.cli import main
+
+argv = sys.argv[1:]
+sys.exit(main(["classifier", *(["--dataset"] if argv and not argv[0].startswith("-") else []), *argv]))

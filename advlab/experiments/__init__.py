@@ -4,7 +4,7 @@ sweeps and the residual-block ablation.
 Every runner takes callables (``train_fn``, ``attack_fn``, ``accuracy_fn``) so it is testable on
 tiny stand-ins, returns plain tables/rows, and resumes from a JSON checkpoint when interrupted.
 :mod:`advlab.experiments.pipeline` wires them to the real data, classifiers, attacks and the
-residual-cGAN purifier (with on-disk caches); ``scripts/run_experiment.py`` runs each table in
+residual-cGAN purifier (with on-disk caches); ``advlab experiment NAME`` runs each table in
 one command. Importing this package does not import TensorFlow.
 """
 from advlab.experiments.ablation import PAPER_BLOCKS, plot_ablation, residual_block_ablation
