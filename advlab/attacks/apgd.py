@@ -158,7 +158,7 @@ def checkpoints(n_iter: int) -> list[int]:
     """The iterations after which APGD checks its progress (the paper's ``w_j``)."""
     p, out = [0.0, 0.22], []
     while p[-1] < 1:
-        out.append(math.ceil(p[-1] * n_iter))
+        out.append(math.ceil(round(p[-1] * n_iter, 6)))  # 0.57 * 100 is 57.000000000000007
         p.append(p[-1] + max(p[-1] - p[-2] - 0.03, 0.06))
     return sorted({w for w in out if 0 < w <= n_iter})
 
