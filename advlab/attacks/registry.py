@@ -11,6 +11,7 @@ cw          advlab (TF)             batched, compiled C&W-L2 (see :mod:`advlab.a
 deepfool    ART                     ``DeepFool`` on a ``TensorFlowV2Classifier``
 autoattack  ART                     ``AutoAttack``: APGD-CE, APGD-DLR, DeepFool, Square
 square      ART (extra)             ``SquareAttack``, score-based black box
+apgd        advlab (TF, extra)      APGD-CE / DLR / C&W margin, restarts (:mod:`.apgd`)
 ==========  ======================  ====================================================
 
 Why not the libraries' own C&W: cleverhans' ``CarliniWagnerL2`` uses the Keras-2 optimizer API
@@ -72,10 +73,13 @@ REGISTRY: dict[str, AttackSpec] = {s.name: s for s in (
     AttackSpec("square", "Square Attack (Andriushchenko et al. 2020)", "ART 1.20", "linf", True,
                {"eps": DEFAULT_EPS, "square_queries": 5000, "restarts": 1},
                "art_attacks:make_square", _LINF_MNIST),
+    AttackSpec("apgd", "APGD (Croce & Hein 2020)", "advlab (TensorFlow)", "linf", True,
+               {"eps": PAPER_EPS, "nb_iter": 100, "restarts": 1, "loss": "ce"},
+               "apgd:make_apgd", _LINF_MNIST),
 )}
 
 ATTACKS = ("fgsm", "bim", "pgd", "mifgsm", "cw", "deepfool", "autoattack")
-EXTRAS = ("square",)
+EXTRAS = ("square", "apgd")
 PRESETS = ("paper", "mnist")
 
 

@@ -1,0 +1,511 @@
+"""One adaptive robustness evaluation for any defence: per-example worst case over an attack suite.
+
+>>> report = evaluate_robustness(purifier, classifier, x, y, eps=0.3)            # doctest: +SKIP
+>>> report.worst_case["accuracy"], report.flags["gradient_masking"]["raised"]    # doctest: +SKIP
+>>> report.save("robustness_mnist", folder=run_dir)                             # doctest: +SKIP
+
+A defence is ``x -> f(P(x))``: a purifier ``P`` (an :class:`advlab.purifiers.Purifier`, a
+Keras image-to-image model, or ``None`` for the classifier alone) in front of ``classifier``.
+Every number is L-inf at ``eps`` and names its threat model. The stages (``"standard"`` suite;
+``"quick"`` has the same stages with fewer steps and restarts, for smoke runs and CI):
+
+* ``clean``: accuracy of the deployed defence on ``x``.
+* ``apgd-ce``, ``apgd-dlr``: APGD (Croce & Hein 2020) with restarts, white-box through
+  purifier + classifier: exact gradients where the purifier is differentiable, BPDA (identity
+  backward pass) where it is not, EOT over ``eot_samples`` >= 20 purifications where it is
+  random. DLR needs >= 3 classes; with two the C&W margin is used.
+* ``pgd-cw``: PGD with >= 100 steps, restarts and the C&W margin loss, same gradients;
+  ``pgd-cw-short`` the same with a fifth of the steps and one restart (a sanity check).
+* ``bpda-pgd``: PGD with the BPDA gradient, for differentiable purifiers (for the others
+  every white-box stage already is BPDA).
+* ``transfer``: x_adv crafted by APGD-CE on the bare classifier, then defended (the gray-box
+  number the purification papers report).
+* ``square``: Square (score-based, gradient-free; ART's) on the whole pipeline, on the first
+  ``square_n`` images.
+
+Worst case: an image counts as robust only if the defence classifies it correctly clean and
+under every stage that ran on it. Sanity checks from Carlini et al. 2019, reported as flags,
+never hidden: ``gradient_masking`` (a BPDA, transfer or black-box stage beats the exact
+white-box ones), ``more_steps_raise_accuracy`` (the short PGD is stronger than the long one),
+``accuracy_not_vanishing`` (APGD at eps 0.5 / 1.0 leaves accuracy above ``vanish_tolerance``).
+Accuracy of a random defence is measured on one draw per image (the deployed system).
+
+Resumable: with ``out`` each finished stage is written to a checkpoint keyed by content digests
+of the defence and classifier weights, x, y, eps, seed and the suite; rerunning skips it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+WHITE_BOX = ("apgd-ce", "apgd-dlr", "pgd-cw", "pgd-cw-short")
+OTHERS = ("bpda-pgd", "transfer", "square")
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """The budget of every stage: one object is the evaluation (nanoGPT style)."""
+
+    name: str = "standard"
+    apgd_iters: int = 100
+    apgd_restarts: int = 3
+    pgd_iters: int = 100
+    pgd_restarts: int = 3
+    pgd_short_iters: int = 20
+    bpda_iters: int = 100
+    transfer_iters: int = 100
+    eot_samples: int = 20
+    square_queries: int = 5000
+    square_n: int = 100
+    sanity_eps: tuple = (0.5, 1.0)
+    sanity_iters: int = 20
+    masking_tolerance: float = 0.01
+    vanish_tolerance: float = 0.05
+    batch_size: int = 256
+
+    def replace(self, **changes) -> "SuiteConfig":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SUITES = {
+    "standard": SuiteConfig(),
+    "quick": SuiteConfig(name="quick", apgd_iters=20, apgd_restarts=2, pgd_iters=20, pgd_restarts=2,
+                         pgd_short_iters=5, bpda_iters=20, transfer_iters=20, square_queries=200,
+                         square_n=16, sanity_iters=10),
+}
+
+
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval of a proportion ``k / n`` (``(nan, nan)`` for ``n = 0``)."""
+    if n == 0:
+        return float("nan"), float("nan")
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@dataclass
+class StageResult:
+    name: str
+    attack: str
+    threat_model: str
+    accuracy: float
+    n: int
+    seconds: float
+    params: dict = field(default_factory=dict)
+    correct: np.ndarray | None = field(default=None, repr=False)   # per example, aligned with indices
+    indices: np.ndarray | None = field(default=None, repr=False)   # None: every image
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(int(np.sum(self.correct)), self.n) if self.correct is not None else (math.nan,) * 2
+
+    def row(self) -> dict:
+        lo, hi = self.interval
+        return {"stage": self.name, "attack": self.attack, "threat_model": self.threat_model,
+                "accuracy": self.accuracy, "ci95_low": lo, "ci95_high": hi, "n": self.n,
+                "seconds": round(self.seconds, 3),
+                "seconds_per_image": round(self.seconds / max(self.n, 1), 5)}
+
+
+@dataclass
+class RobustnessReport:
+    """Accuracy per stage, per-example worst case and sanity flags of one defence."""
+
+    defence: str
+    classifier: str
+    eps: float
+    suite: dict
+    n: int
+    seed: int
+    stages: list
+    worst_case: dict
+    flags: dict
+    sanity: list
+
+    @property
+    def threat_model(self) -> str:
+        return f"L-inf eps={self.eps:g}, adaptive (attacker knows defence {self.defence!r})"
+
+    def stage(self, name: str) -> StageResult:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(f"No stage {name!r}; stages: {[s.name for s in self.stages]}.")
+
+    def rows(self) -> list[dict]:
+        out = [{"defence": self.defence, "eps": self.eps, **s.row()} for s in self.stages]
+        w = self.worst_case
+        out.append({"defence": self.defence, "eps": self.eps, "stage": "worst-case",
+                    "attack": f"per-example worst case over {w['over']}",
+                    "threat_model": self.threat_model, "accuracy": w["accuracy"],
+                    "ci95_low": w["ci95"][0], "ci95_high": w["ci95"][1], "n": self.n,
+                    "seconds": round(sum(s.seconds for s in self.stages), 3),
+                    "seconds_per_image": None})
+        return out
+
+    def to_dict(self) -> dict:
+        return {"defence": self.defence, "classifier": self.classifier, "eps": self.eps,
+                "threat_model": self.threat_model, "suite": self.suite, "n": self.n, "seed": self.seed,
+                "stages": [dict(s.row(), params=s.params) for s in self.stages],
+                "worst_case": self.worst_case, "flags": self.flags, "sanity": self.sanity}
+
+    def __str__(self) -> str:
+        lines = [f"{self.defence} on {self.classifier}: {self.threat_model}, n={self.n}"]
+        for r in self.rows():
+            lines.append(f"  {r['stage']:<13} {100 * r['accuracy']:6.2f} %  "
+                         f"[{100 * r['ci95_low']:5.1f}, {100 * r['ci95_high']:5.1f}]  "
+                         f"n={r['n']:<5} {r['seconds']:8.1f} s  ({r['threat_model']})")
+        for r in self.sanity:
+            lines.append(f"  sanity: eps {r['eps']:g} -> {100 * r['accuracy']:.2f} % (should be ~0)")
+        raised = [k for k, v in self.flags.items() if v["raised"]]
+        lines.append(f"  flags raised: {', '.join(raised) if raised else 'none'}")
+        return "\n".join(lines)
+
+    def figure(self):
+        """Accuracy per stage with 95 % intervals; the worst case as a line; flags in the title."""
+        import matplotlib.pyplot as plt
+
+        rows = [r for r in self.rows() if r["stage"] != "worst-case"]
+        fig, ax = plt.subplots(figsize=(6, 0.4 * len(rows) + 1.5))
+        acc = np.array([100 * r["accuracy"] for r in rows])
+        err = np.array([[100 * (r["accuracy"] - r["ci95_low"]), 100 * (r["ci95_high"] - r["accuracy"])]
+                        for r in rows]).T
+        ax.barh(range(len(rows)), acc, xerr=err, color="tab:blue", alpha=0.8, capsize=3)
+        ax.set_yticks(range(len(rows)), [f"{r['stage']} (n={r['n']})" for r in rows])
+        ax.invert_yaxis()
+        ax.axvline(100 * self.worst_case["accuracy"], color="tab:red", ls="--",
+                   label=f"worst case {100 * self.worst_case['accuracy']:.1f} %")
+        ax.set_xlim(0, 100)
+        ax.set_xlabel(f"accuracy (%), L-inf eps = {self.eps:g}")
+        raised = [k for k, v in self.flags.items() if v["raised"]]
+        ax.set_title(f"{self.defence}: " + (f"FLAGS: {', '.join(raised)}" if raised else "no flag raised"),
+                     fontsize=9)
+        ax.legend(fontsize=8, loc="lower right")
+        fig.tight_layout()
+        return fig
+
+    def save(self, name: str | None = None, folder=None) -> dict:
+        """``name.json`` (everything), ``name.csv`` (:meth:`rows`) and ``name.png`` (:meth:`figure`)."""
+        import matplotlib.pyplot as plt
+
+        from advlab.io.results import save_csv, save_json
+        from advlab.viz import savefig
+
+        name = name or f"robustness_{self.defence}"
+        paths = {"json": save_json(self.to_dict(), name, folder), "csv": save_csv(self.rows(), name, folder)}
+        fig = self.figure()
+        paths["png"] = savefig(fig, name, folder)
+        plt.close(fig)
+        return paths
+
+
+# --------------------------------------------------------------------------- checkpoint
+
+def write_atomic(path: Path, text: str) -> None:
+    """The one place this module writes a file: temp file + ``os.replace`` (never half-written)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _digest(*parts) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        if isinstance(p, np.ndarray):
+            h.update(f"{p.dtype}{p.shape}".encode())
+            h.update(np.ascontiguousarray(p).tobytes())
+        else:
+            h.update(json.dumps(p, sort_keys=True, default=str).encode())
+    return h.hexdigest()
+
+
+def _model_digest(model) -> str:
+    return _digest(model.name, str(model.input_shape), *[np.asarray(w) for w in model.weights])
+
+
+def defence_digest(defence) -> str:
+    """Content digest of a defence: its weights if it has a model, else its class and settings."""
+    model = getattr(defence, "model", None)
+    if model is not None and hasattr(model, "weights"):
+        return _model_digest(model)
+    settings = {k: v for k, v in vars(defence).items() if isinstance(v, (int, float, str, bool, tuple))}
+    return _digest(type(defence).__qualname__, getattr(defence, "name", ""), settings)
+
+
+class _StageStore:
+    """Finished stages in ``out/robustness_<key>.state.json`` (in memory when ``out`` is None)."""
+
+    def __init__(self, out, key: str, resume: bool, verbose: bool):
+        self.key, self.stages = key, {}
+        self.path = Path(out) / f"robustness_{key[:16]}.state.json" if out is not None else None
+        if self.path is not None and resume and self.path.is_file():
+            saved = json.loads(self.path.read_text())
+            if saved.get("key") == key:
+                self.stages = saved["stages"]
+                if verbose and self.stages:
+                    print(f"Resuming from {self.path}: finished {', '.join(self.stages)}.")
+
+    def get(self, name):
+        return self.stages.get(name)
+
+    def put(self, name, value) -> None:
+        self.stages[name] = value
+        if self.path is not None:
+            write_atomic(self.path, json.dumps({"key": self.key, "stages": self.stages}))
+
+
+def _pack(correct) -> str:
+    return "".join("1" if c else "0" for c in correct)
+
+
+def _unpack(bits: str) -> np.ndarray:
+    return np.array([c == "1" for c in bits], bool)
+
+
+# --------------------------------------------------------------------------- the evaluation
+
+def _as_purifier(defence):
+    from advlab.purifiers import Identity, KerasPurifier
+
+    if defence is None:
+        return Identity()
+    if hasattr(defence, "purify_tensor"):
+        return defence
+    if hasattr(defence, "trainable_variables") and callable(defence):
+        return KerasPurifier(defence)
+    raise TypeError(f"defence must be a purifier (advlab.purifiers.Purifier), a Keras image-to-image "
+                    f"model or None (the classifier alone); got {type(defence).__name__}.")
+
+
+def _check(classifier, x, y, eps, suite, n):
+    from advlab.attacks.validation import check_inputs
+
+    if isinstance(suite, str):
+        if suite not in SUITES:
+            raise ValueError(f"Unknown suite {suite!r}; use one of {tuple(SUITES)} or a SuiteConfig.")
+        suite = SUITES[suite]
+    elif not isinstance(suite, SuiteConfig):
+        raise TypeError(f"suite must be a name {tuple(SUITES)} or a SuiteConfig, got {type(suite).__name__}.")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)) \
+            or not math.isfinite(float(eps)):
+        raise TypeError(f"eps must be a finite number, got {eps!r}.")
+    if not 0 <= eps <= 1:
+        raise ValueError(f"eps must lie in [0, 1] (images in [0, 1]), got {eps}.")
+    if y is None:
+        raise ValueError("y (the true labels) is required: robustness is measured against them.")
+    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+        raise ValueError(f"n must be a positive integer (images to evaluate) or None, got {n!r}.")
+    if suite.eot_samples < 20:
+        raise ValueError(f"eot_samples must be >= 20 (got {suite.eot_samples}); fewer leaves EOT noisy.")
+    x, y = check_inputs(classifier, x, y)
+    if n is not None:
+        x, y = x[:n], y[:n]
+    if len(x) == 0:
+        raise ValueError("x holds no images.")
+    return x, y, suite
+
+
+def _predict(purifier, classifier, x, batch_size):
+    """Labels of the deployed defence (one purification per image)."""
+    from advlab.classifiers import predict_labels
+
+    return predict_labels(classifier, purifier(x, batch_size=batch_size), batch_size)
+
+
+def evaluate_robustness(defence, classifier, x, y, eps: float, suite="standard", *, n: int | None = None,
+                        seed: int = 0, out=None, resume: bool = True, name: str | None = None,
+                        sanity: bool = True, verbose: bool = True) -> RobustnessReport:
+    """Per-example worst-case accuracy of ``defence`` + ``classifier`` over the suite's attacks.
+
+    Args:
+        defence: a purifier, a Keras image-to-image model, or ``None`` (the classifier alone).
+        classifier: Keras model on [0, 1] images returning logits.
+        x, y: images (N, H, W, C) in [0, 1] and integer labels; ``n`` keeps the first ``n``.
+        eps: the L-inf budget; suite: ``"standard"``, ``"quick"`` or a :class:`SuiteConfig`.
+        seed: seeds every random start (same seed, same numbers).
+        out: folder for the per-stage checkpoint (``None``: nothing is written); ``resume``
+            reuses finished stages of the same run found there.
+        sanity: run the eps 0.5 / 1.0 check; name: the defence's label (default its name).
+    Returns a :class:`RobustnessReport`; save it with ``report.save(name, folder)``.
+    """
+    from advlab.attacks import apgd as A
+    from advlab.evaluation import adaptive
+
+    purifier = _as_purifier(defence)
+    x, y, cfg = _check(classifier, x, y, eps, suite, n)
+    eps = float(eps)
+    n_cls = int(classifier.output_shape[-1])
+    identity = type(purifier).__name__ == "Identity"
+    differentiable = bool(getattr(purifier, "differentiable", True))
+    stochastic = bool(getattr(purifier, "stochastic", False))
+    gradient = "exact" if differentiable else "bpda"
+    eot = cfg.eot_samples if stochastic else 1
+    label = name or getattr(purifier, "name", "defence")
+    bs = cfg.batch_size
+
+    white_threat = ("white-box, classifier alone" if identity else
+                    f"white-box adaptive, {'exact gradients' if differentiable else 'BPDA'} "
+                    f"through purifier + classifier" + (f", EOT over {eot}" if eot > 1 else ""))
+    if identity:
+        pipeline = classifier
+    else:
+        pipeline = adaptive.defended_model(purifier, classifier, gradient, eot)
+    cache = {}
+
+    def bpda_pipeline():
+        if "bpda" not in cache:
+            cache["bpda"] = adaptive.defended_model(purifier, classifier, "bpda", eot)
+        return cache["bpda"]
+
+    key = _digest(defence_digest(purifier), _model_digest(classifier), x, y, eps, int(seed),
+                  cfg.to_dict(), bool(sanity))
+    store = _StageStore(out, key, resume, verbose)
+    dlr = "dlr" if n_cls >= 3 else "cw"
+
+    # (name, attack description, threat model, run() -> (x_adv, indices or None, extra params))
+    plan = [("clean", "none", "no attack", lambda: (x, None, {}))]
+    plan.append(("apgd-ce", f"APGD-CE {cfg.apgd_iters} steps x {cfg.apgd_restarts} restarts", white_threat,
+                 lambda: _with_info(A.apgd(pipeline, x, y, eps, loss="ce", n_iter=cfg.apgd_iters,
+                                           restarts=cfg.apgd_restarts, seed=seed, batch_size=bs,
+                                           return_info=True))))
+    plan.append(("apgd-dlr", f"APGD-{dlr.upper()} {cfg.apgd_iters} steps x {cfg.apgd_restarts} restarts",
+                 white_threat,
+                 lambda: _with_info(A.apgd(pipeline, x, y, eps, loss=dlr, n_iter=cfg.apgd_iters,
+                                           restarts=cfg.apgd_restarts, seed=seed + 1, batch_size=bs,
+                                           return_info=True))))
+    plan.append(("pgd-cw", f"PGD-{cfg.pgd_iters} C&W margin x {cfg.pgd_restarts} restarts", white_threat,
+                 lambda: _with_info(A.pgd(pipeline, x, y, eps, loss="cw", n_iter=cfg.pgd_iters,
+                                          restarts=cfg.pgd_restarts, seed=seed + 2, batch_size=bs,
+                                          return_info=True))))
+    plan.append(("pgd-cw-short", f"PGD-{cfg.pgd_short_iters} C&W margin x 1 restart", white_threat,
+                 lambda: _with_info(A.pgd(pipeline, x, y, eps, loss="cw", n_iter=cfg.pgd_short_iters,
+                                          restarts=1, seed=seed + 2, batch_size=bs, return_info=True))))
+    if not identity and differentiable:
+        plan.append(("bpda-pgd", f"PGD-{cfg.bpda_iters} C&W margin, BPDA", "white-box adaptive, BPDA "
+                     "(identity backward pass through the purifier)" + (f", EOT over {eot}" if eot > 1 else ""),
+                     lambda: _with_info(A.pgd(bpda_pipeline(), x, y, eps, loss="cw", n_iter=cfg.bpda_iters,
+                                              restarts=1, seed=seed + 3, batch_size=bs, return_info=True))))
+    if not identity:
+        plan.append(("transfer", f"APGD-CE {cfg.transfer_iters} steps on the bare classifier",
+                     "gray-box transfer (crafted on the classifier alone, then defended)",
+                     lambda: _with_info(A.apgd(classifier, x, y, eps, loss="ce", n_iter=cfg.transfer_iters,
+                                               restarts=1, seed=seed + 4, batch_size=bs, return_info=True))))
+    sub = np.arange(min(cfg.square_n, len(x)))
+    plan.append(("square", f"Square {cfg.square_queries} queries (ART), first {len(sub)} images",
+                 "black-box score-based on the whole pipeline",
+                 lambda: (_square(pipeline, x[sub], y[sub], eps, cfg.square_queries, seed), sub, {})))
+
+    stages = []
+    for stage_name, attack, threat, run in plan:
+        stages.append(_run_stage(store, stage_name, attack, threat, run, purifier, classifier, y, bs, verbose))
+
+    sanity_rows = []
+    if sanity:
+        for e in cfg.sanity_eps:
+            sname = f"sanity-eps{e:g}"
+            res = _run_stage(store, sname, f"APGD-CE {cfg.sanity_iters} steps at eps {e:g}", white_threat,
+                             lambda e=e: _with_info(A.apgd(pipeline, x, y, float(e), loss="ce", n_iter=cfg.sanity_iters,
+                                                           restarts=1, seed=seed + 5, batch_size=bs,
+                                                           return_info=True)),
+                             purifier, classifier, y, bs, verbose)
+            sanity_rows.append({"eps": float(e), "accuracy": res.accuracy, "n": res.n,
+                                "seconds": res.seconds, "threat_model": white_threat})
+
+    robust = np.ones(len(x), bool)
+    for s in stages:
+        idx = np.arange(len(x)) if s.indices is None else s.indices
+        robust[idx] &= s.correct
+    k = int(robust.sum())
+    worst = {"accuracy": k / len(x), "ci95": list(wilson_interval(k, len(x))), "n": len(x),
+             "over": [s.name for s in stages],
+             "weakest_stage": min(stages[1:], key=lambda s: s.accuracy).name}
+    flags = _flags(stages, sanity_rows, cfg)
+    return RobustnessReport(defence=label, classifier=classifier.name, eps=eps, suite=cfg.to_dict(),
+                            n=len(x), seed=int(seed), stages=stages, worst_case=worst, flags=flags,
+                            sanity=sanity_rows)
+
+
+def _with_info(result):
+    x_adv, info = result
+    return x_adv, None, {"accuracy_per_restart": info["accuracy_per_restart"]}
+
+
+def _square(model, x, y, eps, queries, seed):
+    from advlab import attacks
+
+    if eps == 0:
+        return x.copy()
+    return attacks.attack("square", model, x, y, eps=eps, square_queries=int(queries), restarts=1,
+                          seed=seed, progress=False, batch_size=128)
+
+
+def _run_stage(store, name, attack, threat, run, purifier, classifier, y, bs, verbose) -> StageResult:
+    saved = store.get(name)
+    if saved is None:
+        t0 = time.perf_counter()
+        x_adv, idx, params = run()
+        labels = y if idx is None else y[idx]
+        correct = _predict(purifier, classifier, x_adv, bs) == labels
+        saved = {"attack": attack, "threat_model": threat, "correct": _pack(correct),
+                 "indices": None if idx is None else [int(i) for i in idx],
+                 "seconds": time.perf_counter() - t0, "params": params}
+        store.put(name, saved)
+    correct = _unpack(saved["correct"])
+    res = StageResult(name=name, attack=saved["attack"], threat_model=saved["threat_model"],
+                      accuracy=float(correct.mean()), n=len(correct), seconds=float(saved["seconds"]),
+                      params=saved["params"], correct=correct,
+                      indices=None if saved["indices"] is None else np.array(saved["indices"], int))
+    if verbose:
+        print(f"[robustness] {name:<13} {100 * res.accuracy:6.2f} %  n={res.n}  {res.seconds:.1f} s")
+    return res
+
+
+def _flags(stages, sanity_rows, cfg) -> dict:
+    by = {s.name: s for s in stages}
+    white = [by[n] for n in WHITE_BOX if n in by]
+    others = [by[n] for n in OTHERS if n in by]
+    flags = {}
+    beaten = []
+    for s in others:
+        # compare on the same images (Square runs on a subset)
+        idx = np.arange(len(by["clean"].correct)) if s.indices is None else s.indices
+        white_acc = float(np.mean(np.logical_and.reduce([w.correct[idx] for w in white])))
+        if s.accuracy < white_acc - cfg.masking_tolerance:
+            beaten.append({"stage": s.name, "accuracy": s.accuracy, "white_box_accuracy": white_acc})
+    flags["gradient_masking"] = {
+        "raised": bool(beaten), "beaten_by": beaten,
+        "meaning": "a BPDA, transfer or black-box attack beats the exact white-box attacks: the "
+                   "white-box gradients are masked, so the white-box numbers overstate robustness"}
+    short, long_ = by.get("pgd-cw-short"), by.get("pgd-cw")
+    raised = short is not None and long_ is not None and long_.accuracy > short.accuracy + cfg.masking_tolerance
+    flags["more_steps_raise_accuracy"] = {
+        "raised": bool(raised),
+        "short": None if short is None else short.accuracy, "long": None if long_ is None else long_.accuracy,
+        "meaning": "more PGD steps and restarts gave a higher accuracy: the attack is not converging"}
+    restart_up = [s.name for s in white if s.params.get("accuracy_per_restart")
+                  and np.any(np.diff(s.params["accuracy_per_restart"]) > 0)]
+    flags["more_restarts_raise_accuracy"] = {
+        "raised": bool(restart_up), "stages": restart_up,
+        "meaning": "an extra restart raised the attack's own accuracy (only possible for random defences)"}
+    if sanity_rows:
+        top = max(sanity_rows, key=lambda r: r["eps"])
+        flags["accuracy_not_vanishing"] = {
+            "raised": bool(top["accuracy"] > cfg.vanish_tolerance), "eps": top["eps"],
+            "accuracy": top["accuracy"],
+            "meaning": "an unbounded-ish attack (large eps) fails to reach ~0 accuracy: gradients "
+                       "are masked or the attack is broken"}
+    return flags
