@@ -41,10 +41,12 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from advlab.evaluation.robust_report import RobustnessReport, StageResult, wilson_interval  # noqa: F401
 
 WHITE_BOX = ("apgd-ce", "apgd-dlr", "pgd-cw", "pgd-cw-short")
 OTHERS = ("bpda-pgd", "transfer", "square")
@@ -84,132 +86,6 @@ SUITES = {
                          pgd_short_iters=5, bpda_iters=20, transfer_iters=20, square_queries=200,
                          square_n=16, sanity_iters=10),
 }
-
-
-def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion ``k / n`` (``(nan, nan)`` for ``n = 0``)."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-@dataclass
-class StageResult:
-    name: str
-    attack: str
-    threat_model: str
-    accuracy: float
-    n: int
-    seconds: float
-    params: dict = field(default_factory=dict)
-    correct: np.ndarray | None = field(default=None, repr=False)   # per example, aligned with indices
-    indices: np.ndarray | None = field(default=None, repr=False)   # None: every image
-
-    @property
-    def interval(self) -> tuple[float, float]:
-        return wilson_interval(int(np.sum(self.correct)), self.n) if self.correct is not None else (math.nan,) * 2
-
-    def row(self) -> dict:
-        lo, hi = self.interval
-        return {"stage": self.name, "attack": self.attack, "threat_model": self.threat_model,
-                "accuracy": self.accuracy, "ci95_low": lo, "ci95_high": hi, "n": self.n,
-                "seconds": round(self.seconds, 3),
-                "seconds_per_image": round(self.seconds / max(self.n, 1), 5)}
-
-
-@dataclass
-class RobustnessReport:
-    """Accuracy per stage, per-example worst case and sanity flags of one defence."""
-
-    defence: str
-    classifier: str
-    eps: float
-    suite: dict
-    n: int
-    seed: int
-    stages: list
-    worst_case: dict
-    flags: dict
-    sanity: list
-
-    @property
-    def threat_model(self) -> str:
-        return f"L-inf eps={self.eps:g}, adaptive (attacker knows defence {self.defence!r})"
-
-    def stage(self, name: str) -> StageResult:
-        for s in self.stages:
-            if s.name == name:
-                return s
-        raise KeyError(f"No stage {name!r}; stages: {[s.name for s in self.stages]}.")
-
-    def rows(self) -> list[dict]:
-        out = [{"defence": self.defence, "eps": self.eps, **s.row()} for s in self.stages]
-        w = self.worst_case
-        out.append({"defence": self.defence, "eps": self.eps, "stage": "worst-case",
-                    "attack": f"per-example worst case over {w['over']}",
-                    "threat_model": self.threat_model, "accuracy": w["accuracy"],
-                    "ci95_low": w["ci95"][0], "ci95_high": w["ci95"][1], "n": self.n,
-                    "seconds": round(sum(s.seconds for s in self.stages), 3),
-                    "seconds_per_image": None})
-        return out
-
-    def to_dict(self) -> dict:
-        return {"defence": self.defence, "classifier": self.classifier, "eps": self.eps,
-                "threat_model": self.threat_model, "suite": self.suite, "n": self.n, "seed": self.seed,
-                "stages": [dict(s.row(), params=s.params) for s in self.stages],
-                "worst_case": self.worst_case, "flags": self.flags, "sanity": self.sanity}
-
-    def __str__(self) -> str:
-        lines = [f"{self.defence} on {self.classifier}: {self.threat_model}, n={self.n}"]
-        for r in self.rows():
-            lines.append(f"  {r['stage']:<13} {100 * r['accuracy']:6.2f} %  "
-                         f"[{100 * r['ci95_low']:5.1f}, {100 * r['ci95_high']:5.1f}]  "
-                         f"n={r['n']:<5} {r['seconds']:8.1f} s  ({r['threat_model']})")
-        for r in self.sanity:
-            lines.append(f"  sanity: eps {r['eps']:g} -> {100 * r['accuracy']:.2f} % (should be ~0)")
-        raised = [k for k, v in self.flags.items() if v["raised"]]
-        lines.append(f"  flags raised: {', '.join(raised) if raised else 'none'}")
-        return "\n".join(lines)
-
-    def figure(self):
-        """Accuracy per stage with 95 % intervals; the worst case as a line; flags in the title."""
-        import matplotlib.pyplot as plt
-
-        rows = [r for r in self.rows() if r["stage"] != "worst-case"]
-        fig, ax = plt.subplots(figsize=(6, 0.4 * len(rows) + 1.5))
-        acc = np.array([100 * r["accuracy"] for r in rows])
-        err = np.array([[100 * (r["accuracy"] - r["ci95_low"]), 100 * (r["ci95_high"] - r["accuracy"])]
-                        for r in rows]).T
-        ax.barh(range(len(rows)), acc, xerr=err, color="tab:blue", alpha=0.8, capsize=3)
-        ax.set_yticks(range(len(rows)), [f"{r['stage']} (n={r['n']})" for r in rows])
-        ax.invert_yaxis()
-        ax.axvline(100 * self.worst_case["accuracy"], color="tab:red", ls="--",
-                   label=f"worst case {100 * self.worst_case['accuracy']:.1f} %")
-        ax.set_xlim(0, 100)
-        ax.set_xlabel(f"accuracy (%), L-inf eps = {self.eps:g}")
-        raised = [k for k, v in self.flags.items() if v["raised"]]
-        ax.set_title(f"{self.defence}: " + (f"FLAGS: {', '.join(raised)}" if raised else "no flag raised"),
-                     fontsize=9)
-        ax.legend(fontsize=8, loc="lower right")
-        fig.tight_layout()
-        return fig
-
-    def save(self, name: str | None = None, folder=None) -> dict:
-        """``name.json`` (everything), ``name.csv`` (:meth:`rows`) and ``name.png`` (:meth:`figure`)."""
-        import matplotlib.pyplot as plt
-
-        from advlab.io.results import save_csv, save_json
-        from advlab.viz import savefig
-
-        name = name or f"robustness_{self.defence}"
-        paths = {"json": save_json(self.to_dict(), name, folder), "csv": save_csv(self.rows(), name, folder)}
-        fig = self.figure()
-        paths["png"] = savefig(fig, name, folder)
-        plt.close(fig)
-        return paths
 
 
 # --------------------------------------------------------------------------- checkpoint
