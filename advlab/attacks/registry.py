@@ -74,7 +74,7 @@ REGISTRY: dict[str, AttackSpec] = {s.name: s for s in (
                {"eps": DEFAULT_EPS, "square_queries": 5000, "restarts": 1},
                "art_attacks:make_square", _LINF_MNIST),
     AttackSpec("apgd", "APGD (Croce & Hein 2020)", "advlab (TensorFlow)", "linf", True,
-               {"eps": PAPER_EPS, "nb_iter": 100, "restarts": 1, "loss": "ce"},
+               {"eps": DEFAULT_EPS, "nb_iter": 100, "restarts": 1, "loss": "ce"},
                "apgd:make_apgd", _LINF_MNIST),
 )}
 
