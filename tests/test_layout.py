@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "advlab"
 MAX_LINES = 300
-TOP_LEVEL = {"__init__.py", "__main__.py", "config.py", "budgets.py", "cli", "cli.py", "io", "classifiers", "attacks",
+TOP_LEVEL = {"__init__.py", "__main__.py", "config.py", "budgets.py", "cli", "io", "classifiers", "attacks",
              "purifiers", "training", "evaluation", "experiments", "viz"}
 
 
