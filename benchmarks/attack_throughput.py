@@ -4,7 +4,9 @@ The limit is the time of 40 forward+backward passes of the same model on the sam
 (one compiled ``tf.function`` gradient of the loss w.r.t. the input, called 40 times): an L-inf
 PGD step cannot be cheaper than one such pass. The ratio shows how much the attack loop
 (projection, clipping, random start, Python/TF overhead) costs on top. For reference the script
-also times cleverhans' own eager ``projected_gradient_descent`` loop on the same data.
+also times the peers on the same model, data and batch: cleverhans' own eager
+``projected_gradient_descent`` loop and ART's ``ProjectedGradientDescent`` (numpy loop around
+``TensorFlowV2Classifier.loss_gradient``), each with its ratio to advlab's PGD.
 
     cd /work/main && .venv/bin/python benchmarks/attack_throughput.py [--n 1024 --batch-size 256]
 """
@@ -36,6 +38,7 @@ def main(argv=None) -> dict:
     p.add_argument("--iters", type=int, default=40)
     p.add_argument("--repeats", type=int, default=3, help="timings per measurement (best is kept)")
     p.add_argument("--skip-eager", action="store_true", help="skip the cleverhans eager reference")
+    p.add_argument("--skip-art", action="store_true", help="skip ART's ProjectedGradientDescent")
     args = p.parse_args(argv)
 
     import numpy as np
@@ -94,7 +97,21 @@ def main(argv=None) -> dict:
         eager()
         t_eager = best_of(eager, 1)
         out["cleverhans_eager_images_per_s"] = len(x) / t_eager
-        print(f"cleverhans PGD, eager loop:       {len(x) / t_eager:8.1f} images/s  ({t_eager:.2f} s)")
+        print(f"cleverhans PGD, eager loop:       {len(x) / t_eager:8.1f} images/s  ({t_eager:.2f} s)"
+              f"  time / advlab's: {t_eager / t_pgd:.2f}")
+
+    if not args.skip_art:
+        from advlab.attacks.art_attacks import _art_classifier  # imports ART with its warnings filtered
+        from art.attacks.evasion import ProjectedGradientDescent
+
+        art_pgd = ProjectedGradientDescent(_art_classifier(model), norm=np.inf, eps=0.3, eps_step=0.01,
+                                           max_iter=iters, batch_size=bs, num_random_init=1, verbose=False)
+        onehot = np.eye(int(model.output_shape[-1]), dtype=np.float32)[y]
+        t_art = best_of(lambda: art_pgd.generate(x, y=onehot), 1)
+        out["art_images_per_s"] = len(x) / t_art
+        out["art_over_advlab"] = t_art / t_pgd
+        print(f"ART ProjectedGradientDescent:     {len(x) / t_art:8.1f} images/s  ({t_art:.2f} s)"
+              f"  time / advlab's: {t_art / t_pgd:.2f}")
     return out
 
 
