@@ -1,31 +1,56 @@
-# advlab: one-command entry points. Each target creates .venv and installs on first use.
-#   make test   unit tests + every notebook under nbmake, at smoke scale
-#   make tour   run every notebook top to bottom at smoke scale; executed copies in build/tour
-#   make lab    open JupyterLab on the course
+# advlab: one-command entry points. Each target creates the venv and installs on first use.
+#   make install      .venv-$(TF) with advlab[$(TF),dev], pinned by this platform's lock file
+#   make test         unit tests + every notebook under nbmake, at smoke scale
+#   make test-latest  the same tests in .venv-$(TF)-latest with the newest releases (no lock)
+#   make tour         run every notebook top to bottom at smoke scale; executed copies in build/tour
+#   make lab          open JupyterLab on the course
+#   make lock         rewrite this platform's lock file from $(VENV)'s versions
 # Variables: PYTHON (interpreter for the venv), TF (cpu | tf | gpu: which TensorFlow wheel),
-#            ADVLAB_SCALE (smoke | full), OUT (tour output folder).
+#            VENV (default .venv-$(TF): one per flavour, the wheels clash in one environment),
+#            CONSTRAINTS (lock file; empty: none), ADVLAB_SCALE (smoke | full), OUT (tour folder).
 PYTHON ?= python3
-VENV   ?= .venv
 TF     ?= cpu
+VENV   ?= .venv-$(TF)
 OUT    ?= build/tour
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.advlab-installed-$(TF)
+STAMP  := $(VENV)/.advlab-installed
+# requirements/<platform>-py<X.Y>-<TF>.txt pins every package of one tested install; it is used
+# where it exists for $(PYTHON)'s platform and this flavour, elsewhere the newest releases are.
+PLATFORM    := $(shell $(PYTHON) scripts/check_python.py --platform-tag 2>/dev/null)
+LOCK        := requirements/$(PLATFORM)-$(TF).txt
+CONSTRAINTS ?= $(wildcard $(LOCK))
 export ADVLAB_SCALE ?= smoke
 export KERAS_BACKEND := tensorflow
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install test unit notebooks tour lab bench clean
+ifeq ($(filter $(TF),cpu tf gpu),)
+$(error TF must be cpu, tf or gpu (got '$(TF)'))
+endif
 
-$(STAMP): pyproject.toml
+.PHONY: install check-python test test-latest unit notebooks tour lab bench lock clean
+
+check-python:
+	@command -v $(PYTHON) >/dev/null || { echo "advlab: no '$(PYTHON)' on PATH; give one, e.g. make PYTHON=python3.11"; exit 1; }
+	@$(PYTHON) scripts/check_python.py
+
+$(STAMP): pyproject.toml $(CONSTRAINTS)
+	@$(MAKE) --no-print-directory check-python
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[$(TF),dev]"
+	@echo "[advlab] installing advlab[$(TF),dev] into $(VENV): $(if $(CONSTRAINTS),versions from $(CONSTRAINTS),newest releases (no lock file $(LOCK)))"
+	$(BIN)/python -m pip install --quiet $(UPGRADE) $(if $(CONSTRAINTS),-c $(CONSTRAINTS)) -e ".[$(TF),dev]"
 	touch $@
 
 install: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider --nbmake --nbmake-timeout=1200 tests notebooks
+
+# A fresh resolution every time: what a user installing today gets. When it passes, `make lock
+# VENV=.venv-$(TF)-latest` moves the lock file to these versions.
+test-latest:
+	rm -f $(VENV)-latest/.advlab-installed
+	$(MAKE) --no-print-directory test VENV=$(VENV)-latest CONSTRAINTS= UPGRADE="--upgrade --upgrade-strategy eager"
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest -p no:cacheprovider tests
@@ -41,6 +66,11 @@ lab: $(STAMP)
 
 bench: $(STAMP)
 	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Not through $(STAMP): that would first reinstall the venv from the old lock file.
+lock:
+	@test -x $(BIN)/python || { echo "advlab: no $(VENV) to lock; run make install or make test-latest first"; exit 1; }
+	$(BIN)/python scripts/make_lock.py --extras $(TF),dev
 
 clean:
 	rm -rf build .cache
