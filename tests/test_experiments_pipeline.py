@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from advlab.config import get_config
+from advlab import budgets
+from advlab.config import get_config, resolve
 from advlab.experiments import pipeline
 
 
@@ -65,8 +66,7 @@ def test_stacked_composite_attacks_every_image_with_every_attack():
 def test_versatile_all_row_in_full_plans_only():
     full, smoke = pipeline.plan(get_config("full")), pipeline.plan(get_config("smoke"))
     assert full.versatile_all and full.versatile_all_epochs is None and not smoke.versatile_all
-    cpu = pipeline.plan(get_config("full")).replace(**pipeline.CPU_BUDGET)
-    assert cpu.versatile_all_epochs == 4
+    assert resolve("full", "cpu", job="experiments").plan.versatile_all_epochs == 4
 
 
 def test_plans_by_scale():
@@ -125,17 +125,18 @@ def test_estimate_arithmetic_with_fixed_probe_costs(monkeypatch):
 
 
 def test_cpu_budget_keeps_the_protocol_and_shrinks_the_cost():
-    from advlab.purifiers.residual_cgan import SIZES
-
-    cfg, p = pipeline.configure("full", "cpu")
-    assert cfg == get_config("full", **pipeline.CPU_BUDGET_CFG)
-    assert pipeline.configure("full", "paper") == (get_config("full"), pipeline.plan(get_config("full")))
-    assert pipeline.configure("smoke", "cpu", n_test=50)[0] == get_config("smoke", n_test=50)
+    run = resolve("full", "cpu", job="experiments")
+    cfg, p = run.cfg, run.plan
+    assert (cfg.n_train, cfg.n_test, cfg.purifier_epochs) == (2000, 1000, 10)
+    paper = resolve("full", "paper", job="experiments")
+    assert (paper.cfg, paper.plan) == (get_config("full"), pipeline.plan(get_config("full")))
+    assert resolve("smoke", "cpu", job="experiments", n_test=50).cfg == get_config("smoke", n_test=50)
     full = pipeline.plan(get_config("full"))
     assert (p.train_attacks, p.test_attacks, p.ablation_blocks) == (full.train_attacks, full.test_attacks,
                                                                     full.ablation_blocks)
     assert cfg.attack_iters == 40 and cfg.n_test >= 1000
-    assert SIZES["cpu"].items() <= p.purifier_kwargs.items()
+    assert budgets.BUDGETS["cpu"]["purifier"].items() <= p.purifier_kwargs.items()
+    assert run.purifier.base_filters == 32 and run.purifier.epochs == 10          # what the lab trains
     assert min(p.sweep_iterations) == 10 and max(p.sweep_iterations) == 100
 
 
