@@ -323,15 +323,16 @@ class RunConfig(Frozen):
         if self.protocol is not None:
             lines.append(f"  protocol    {_changed(self.protocol, always=('n_train', 'cw_test'))}")
         if self.plan is not None:
-            lines.append(f"  plan        {_changed(self.plan) or 'the defaults (the papers)'}")
+            plan = _changed(self.plan, skip=("purifier_kwargs",))       # shown as the purifier
+            lines.append(f"  plan        {plan or 'the defaults (the papers)'}")
         return "\n".join(lines)
 
 
-def _changed(obj, always=()) -> str:
-    """``name=value`` for the fields set in ``always`` or differing from the class defaults."""
+def _changed(obj, always=(), skip=()) -> str:
+    """``name=value`` for the fields in ``always`` or differing from the class defaults."""
     default = type(obj)()
-    return " ".join(f"{f.name}={getattr(obj, f.name)!r}" for f in dataclasses.fields(obj)
-                    if f.name in always or getattr(obj, f.name) != getattr(default, f.name))
+    return " ".join(f"{f.name}={getattr(obj, f.name)!r}" for f in dataclasses.fields(obj) if f.name not in skip
+                    and (f.name in always or getattr(obj, f.name) != getattr(default, f.name)))
 
 
 def _section(kind, data: dict):
