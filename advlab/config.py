@@ -259,7 +259,6 @@ class ComparisonPlan(Frozen):
 
 
 PLANS = {"experiments": Plan, "comparison": ComparisonPlan}
-SECTIONS = ("cfg", "classifier", "purifier", "protocol", "plan")
 
 
 @dataclass(frozen=True)
@@ -279,12 +278,18 @@ class RunConfig(Frozen):
     protocol: Protocol | None = None
     plan: Plan | ComparisonPlan | None = None
 
+    def __post_init__(self):
+        for name, valid in (("job", JOBS), ("scale", tuple(SCALES)), ("budget", tuple(BUDGETS))):
+            if getattr(self, name) not in valid:
+                raise ValueError(f"RunConfig.{name} must be one of {valid}, got {getattr(self, name)!r}.")
+
     def to_dict(self) -> dict:
         """Plain JSON data (tuples as lists); :meth:`from_dict` reads it back."""
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     @classmethod
     def from_dict(cls, data: dict) -> "RunConfig":
+        """The config :meth:`to_dict` wrote (e.g. read from a ``run_config.json``)."""
         data = dict(data)
         missing = [f.name for f in dataclasses.fields(cls) if f.name not in data and f.default is dataclasses.MISSING]
         if missing:
@@ -339,6 +344,9 @@ def _section(kind, data: dict):
     """A section class from JSON data: lists back to tuples where the field holds a tuple."""
     if not isinstance(data, dict):
         raise ValueError(f"{kind.__name__} data must be a dict, got {type(data).__name__}.")
+    names = [f.name for f in dataclasses.fields(kind)]
+    if set(data) - set(names):
+        raise ValueError(f"{kind.__name__} has no field(s) {sorted(set(data) - set(names))}; its fields are {names}.")
     tuples = {f.name for f in dataclasses.fields(kind) if str(f.type).startswith("tuple")}
     return kind(**{k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in data.items()})
 

@@ -44,6 +44,16 @@ def test_run_config_round_trips_through_json(tmp_path, job, scale, budget):
     json.loads(path.read_text())         # plain JSON
 
 
+def test_from_dict_rejects_what_is_not_a_run_config():
+    data = config.resolve("smoke", job="table1").to_dict()
+    with pytest.raises(ValueError, match="missing"):
+        config.RunConfig.from_dict({k: v for k, v in data.items() if k != "purifier"})
+    with pytest.raises(ValueError, match="Protocol has no field.*cw_tset"):
+        config.RunConfig.from_dict({**data, "protocol": {**data["protocol"], "cw_tset": 1}})
+    with pytest.raises(ValueError, match="job must be one of"):
+        config.RunConfig.from_dict({**data, "job": "table9"})
+
+
 def test_summary_is_short_and_names_the_run():
     text = str(config.resolve("full", "cpu", job="table1", dataset="mnist"))
     assert text.startswith("run config: job=table1 scale=full budget=cpu dataset=mnist")
