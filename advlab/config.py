@@ -395,6 +395,9 @@ def resolve(scale: str | None = None, budget: str | None = None, job: str = "sca
                 **({"protocol": Protocol} if job == "table1" else {}),
                 **({"plan": PLANS[job]} if job in PLANS else {})}
     changes = _split(overrides, sections)
+    if job in PLANS and "residual_blocks" in changes["purifier"]:
+        # the labs take the purifier's blocks from cfg (and the ablation varies them per model)
+        changes["cfg"].setdefault("residual_blocks", changes["purifier"].pop("residual_blocks"))
     cfg = get_config(scale).replace(**{**this.get("cfg", {}), **changes["cfg"]})
     classifier = cfg.with_scale_sizes()
     protocol = plan = None

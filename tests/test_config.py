@@ -67,7 +67,9 @@ def test_overrides_reach_their_section_and_what_follows_from_it():
     assert run.classifier.n_test == budgets.SCALES["smoke"]["n_test"]                   # the scale's classifier
     run = config.resolve("full", "cpu", job="table1", purifier__epochs=5, cfg__purifier_epochs=9, cw_test=10)
     assert (run.purifier.epochs, run.cfg.purifier_epochs, run.protocol.cw_test) == (5, 9, 10)
-    assert config.resolve("full", "paper", job="experiments", purifier__epochs=2).plan.purifier_epochs == 2
+    run = config.resolve("full", "paper", job="experiments", purifier__epochs=2, purifier__residual_blocks=3)
+    assert run.plan.purifier_epochs == 2 and run.purifier.epochs == 2
+    assert run.cfg.residual_blocks == 3 == run.purifier.residual_blocks and not run.plan.purifier_kwargs
 
 
 def test_bad_overrides_and_arguments_say_what_is_valid():
