@@ -67,7 +67,7 @@ def main(argv=None) -> dict:
     p.add_argument("--channels", type=int, default=1)
     p.add_argument("--blocks", type=int, default=7)
     p.add_argument("--size", default="paper", choices=("paper", "cpu"),
-                   help="widths from advlab.purifiers.residual_cgan.SIZES (default: %(default)s)")
+                   help="widths of this budget in advlab.budgets (default: %(default)s)")
     p.add_argument("--filters", type=int, default=None, help="base filters (default: the size's)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batches", default="1,256")
@@ -75,9 +75,10 @@ def main(argv=None) -> dict:
 
     import tensorflow as tf
 
-    from advlab.purifiers.residual_cgan import SIZES, CGANConfig, as_purifier, build_generator
+    from advlab.config import CGANConfig, get_config
+    from advlab.purifiers.residual_cgan import as_purifier, build_generator
 
-    widths = CGANConfig(**SIZES[args.size])
+    widths = CGANConfig.for_scale(get_config("full"), args.size)
     base = widths.base_filters if args.filters is None else args.filters
     top = max(widths.max_filters, base)
     gen = build_generator((args.side, args.side, args.channels), residual_blocks=args.blocks,

@@ -25,7 +25,7 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--blocks", type=int, default=7)
     p.add_argument("--size", default="paper", choices=("paper", "cpu"),
-                   help="network widths from advlab.purifiers.residual_cgan.SIZES (default: %(default)s)")
+                   help="network widths of this budget in advlab.budgets (default: %(default)s)")
     p.add_argument("--filters", type=int, default=None, help="base filters (default: the size's)")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--perceptual", default="classifier")
@@ -40,14 +40,15 @@ def main(argv=None) -> dict:
     from advlab import attacks, classifiers
     from advlab.config import get_config
     from advlab.training.perceptual import make_perceptual
-    from advlab.purifiers.residual_cgan import SIZES, CGANConfig, make_trainer
+    from advlab.config import CGANConfig
+    from advlab.purifiers.residual_cgan import make_trainer
 
     model = classifiers.build_classifier("mnist_cnn")
     rng = np.random.default_rng(0)
     y = rng.random((args.batch, 28, 28, 1), dtype=np.float32)
     x = np.clip(y + rng.normal(0, 0.1, y.shape), 0, 1).astype(np.float32)
-    config = CGANConfig(residual_blocks=args.blocks, batch_size=args.batch, perceptual=args.perceptual,
-                        **SIZES[args.size])
+    config = CGANConfig.for_scale(get_config("full"), args.size).replace(
+        residual_blocks=args.blocks, batch_size=args.batch, perceptual=args.perceptual)
     if args.filters is not None:
         config = config.replace(base_filters=args.filters)
     fx = make_perceptual(args.perceptual, (28, 28, 1), classifier=model)

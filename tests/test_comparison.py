@@ -64,9 +64,11 @@ def test_table_names_every_mode_and_resumes(lab, monkeypatch):
 def test_plans_and_errors(lab):
     assert set(comparison.DEFENCES) >= {"none", "residual_cgan", "versatile_pix2pix", "autoencoder", "cap_gan",
                                         "bit_depth", "median", "jpeg", "tvm", "wavelet"}
-    full = comparison.PLANS["full"]
+    from advlab.config import get_config
+
+    full = comparison.plan_for(get_config("full"))
     assert "pgd" in full.adaptive_attacks and full.n_eval >= 1000 and full.n_adaptive >= 1000
-    with pytest.raises(TypeError, match="Unknown ComparisonPlan"):
+    with pytest.raises(TypeError, match="ComparisonPlan has no field"):
         comparison.plan_for(lab.cfg, n_images=3)
     with pytest.raises(ValueError, match="Unknown defence"):
         comparison.build_defence("gaussian_blur", lab, comparison.plan_for(lab.cfg))
@@ -87,20 +89,22 @@ def test_residual_cgan_row_can_come_from_a_cli_run(lab, tmp_path):
 
 
 def test_cpu_budget_is_a_valid_plan():
-    from advlab.config import get_config
+    from advlab.config import resolve
 
-    plan = comparison.plan_for(get_config("full"), **comparison.CPU_BUDGET)
+    plan = resolve("full", "cpu", job="comparison").plan
     assert plan.n_eval >= 1000 and "pgd" in plan.adaptive_attacks and "pgd" in plan.gray_attacks
     assert set(comparison.DEFENCES) == set(plan.defences)
 
 
-def test_configure_applies_the_budget_only_at_full_scale():
-    from advlab.config import get_config
+def test_the_budget_applies_only_at_full_scale():
+    from advlab.config import get_config, resolve
 
-    cfg, plan = comparison.configure("full", "cpu")
-    assert (cfg.n_train, cfg.n_test, cfg.attack_iters) == (comparison.CPU_BUDGET_N_TRAIN, None, 40)
-    assert plan.versatile_pairs == comparison.CPU_BUDGET["versatile_pairs"] and plan.n_eval == 1000
-    cfg, plan = comparison.configure("full", "paper", n_eval=2000)
-    assert cfg == get_config("full") and plan.n_eval == 2000 and plan.purifier_kwargs is None
-    cfg, plan = comparison.configure("smoke", "cpu")
-    assert plan == comparison.PLANS["smoke"] and cfg == get_config("smoke")   # smoke is never resized
+    run = resolve("full", "cpu", job="comparison")
+    assert (run.cfg.n_train, run.cfg.n_test, run.cfg.attack_iters) == (10000, None, 40)
+    assert run.plan.versatile_pairs == 3600 and run.plan.n_eval == 1000 and run.purifier.epochs == 6
+    run = resolve("full", "paper", job="comparison", n_eval=2000)
+    assert run.cfg == get_config("full") and run.plan.n_eval == 2000 and run.plan.purifier_kwargs == {}
+    run = resolve("smoke", "cpu", job="comparison")
+    assert run.plan == comparison.plan_for(get_config("smoke")) and run.cfg == get_config("smoke")
+    # the comparison trains the experiments' residual cGAN, so the cached one is shared
+    assert run.purifier == resolve("smoke", job="experiments").purifier

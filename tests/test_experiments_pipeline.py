@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from advlab.config import get_config
+from advlab import budgets
+from advlab.config import get_config, resolve
 from advlab.experiments import pipeline
 
 
@@ -65,8 +66,7 @@ def test_stacked_composite_attacks_every_image_with_every_attack():
 def test_versatile_all_row_in_full_plans_only():
     full, smoke = pipeline.plan(get_config("full")), pipeline.plan(get_config("smoke"))
     assert full.versatile_all and full.versatile_all_epochs is None and not smoke.versatile_all
-    cpu = pipeline.plan(get_config("full")).replace(**pipeline.CPU_BUDGET)
-    assert cpu.versatile_all_epochs == 4
+    assert resolve("full", "cpu", job="experiments").plan.versatile_all_epochs == 4
 
 
 def test_plans_by_scale():
@@ -120,17 +120,18 @@ def test_estimate_arithmetic_with_fixed_probe_costs(monkeypatch):
 
 
 def test_cpu_budget_keeps_the_protocol_and_shrinks_the_cost():
-    from advlab.purifiers.residual_cgan import SIZES
-
-    cfg, p = pipeline.configure("full", "cpu")
-    assert cfg == get_config("full", **pipeline.CPU_BUDGET_CFG)
-    assert pipeline.configure("full", "paper") == (get_config("full"), pipeline.plan(get_config("full")))
-    assert pipeline.configure("smoke", "cpu", n_test=50)[0] == get_config("smoke", n_test=50)
+    run = resolve("full", "cpu", job="experiments")
+    cfg, p = run.cfg, run.plan
+    assert (cfg.n_train, cfg.n_test, cfg.purifier_epochs) == (2000, 1000, 10)
+    paper = resolve("full", "paper", job="experiments")
+    assert (paper.cfg, paper.plan) == (get_config("full"), pipeline.plan(get_config("full")))
+    assert resolve("smoke", "cpu", job="experiments", n_test=50).cfg == get_config("smoke", n_test=50)
     full = pipeline.plan(get_config("full"))
     assert (p.train_attacks, p.test_attacks, p.ablation_blocks) == (full.train_attacks, full.test_attacks,
                                                                     full.ablation_blocks)
     assert cfg.attack_iters == 40 and cfg.n_test >= 1000
-    assert SIZES["cpu"].items() <= p.purifier_kwargs.items()
+    assert budgets.BUDGETS["cpu"]["purifier"].items() <= p.purifier_kwargs.items()
+    assert run.purifier.base_filters == 32 and run.purifier.epochs == 10          # what the lab trains
     assert min(p.sweep_iterations) == 10 and max(p.sweep_iterations) == 100
 
 
@@ -160,3 +161,34 @@ def test_sweep_state_is_keyed_by_the_purifiers_weights_not_only_its_name():
     assert key.startswith("M_tableI_")
     assert key == purifier_key(KerasPurifier(a_again, name="M_tableI"))   # same weights: resume
     assert key != purifier_key(KerasPurifier(b, name="M_tableI"))         # other weights: fresh table
+
+
+def test_prepare_takes_a_run_config_and_trains_the_scales_classifier(monkeypatch):
+    from advlab import classifiers
+    from advlab.io import data
+
+    x = np.zeros((4, 28, 28, 1), np.float32)
+    seen = {}
+    monkeypatch.setattr(data, "load", lambda ds, split, source, limit, verbose: (x, np.arange(4)))
+    monkeypatch.setattr(classifiers, "get_classifier", lambda ds, cfg, arch=None, verbose=True: seen.setdefault("c", cfg))
+    monkeypatch.setattr(classifiers, "accuracy", lambda model, x, y: 1.0)
+    run = resolve("smoke", job="experiments", n_train=64)
+    lab = pipeline.prepare("mnist", run, verbose=False)
+    assert lab.cfg == run.cfg and seen["c"] == run.classifier and run.classifier.n_train == 1000
+    seen.clear()
+    assert pipeline.prepare("mnist", run.cfg, verbose=False).classifier_cfg == run.classifier   # same from a LabConfig
+
+
+def test_lab_trains_the_scales_purifier_with_the_plans_fields_then_loads_it():
+    x = np.random.default_rng(0).random((8, 28, 28, 1), dtype=np.float32) * 0.5
+    lab = pipeline.Lab("mnist", get_config("smoke"), "mnist_cnn", None, x, np.arange(8), x[:4], np.arange(4),
+                       verbose=False)
+    lab.adversarial = lambda attack, split="test", part=None, only_cached=False, **kw: (
+        None if only_cached else (x if part is None else x[part]) + 0.25)
+    tiny = dict(base_filters=4, max_filters=8, disc_filters=4, batch_size=4, perceptual="none")
+    purifier, stats = lab.purifier("fgsm", epochs=1, return_stats=True, **tiny)
+    saved = purifier.info["config"]
+    assert saved == {**resolve("smoke").purifier.to_dict(), **tiny, "epochs": 1}   # the scale's, plus the plan's
+    assert stats["n_pairs"] == 8 and stats["epochs"] == 1 and purifier.trainer is None
+    again, _ = lab.purifier("fgsm", epochs=1, return_stats=True, **tiny)        # cached: loaded, not trained
+    np.testing.assert_allclose(again(x[:2]), purifier(x[:2]), atol=1e-5)

@@ -76,9 +76,9 @@ def test_bad_shapes_raise(shape, match):
     ("schedule", "cosine", "schedule"), ("mixed_precision", "fp8", "mixed_precision"),
     ("learning_rate", 0.0, "learning_rate"), ("max_filters", 2, "max_filters"), ("batch_size", 0, "batch_size"),
 ])
-def test_bad_configs_raise(field, value, match):
+def test_bad_configs_raise_on_construction(field, value, match):
     with pytest.raises(ValueError, match=match):
-        rc._check_params(rc.CGANConfig(base_filters=4).replace(**{field: value}))
+        rc.CGANConfig(base_filters=4).replace(**{field: value})
 
 
 def test_purifier_wrapper_numpy_in_numpy_out_without_mutation():
@@ -97,36 +97,35 @@ def test_load_purifier_missing_gives_clear_error(tmp_path):
         rc.load_purifier(tmp_path)
 
 
-def test_config_for_scale():
+def test_config_for_scale_and_budget():
     from advlab.config import get_config
 
     full = rc.CGANConfig.for_scale(get_config("full"))
     assert (full.base_filters, full.disc_filters, full.residual_blocks, full.learning_rate) == (64, 64, 7, 2e-4)
     assert full.epochs == get_config("full").purifier_epochs and full.batch_size == get_config("full").batch_size
-    smoke = rc.CGANConfig.for_scale(get_config("smoke"))
+    smoke = rc.CGANConfig.for_scale(get_config("smoke"), "cpu")           # smoke has its own networks
     assert smoke.base_filters == 16 and smoke.batch_size == 32 and smoke.epochs >= 4
-    rc._check_params(smoke, (28, 28, 1))
-    cpu = rc.CGANConfig.for_scale(get_config("full"), size="cpu")
+    cpu = rc.CGANConfig.for_scale(get_config("full"), "cpu")
     assert (cpu.base_filters, cpu.max_filters, cpu.disc_filters, cpu.disc_residual_blocks) == (32, 128, 32, 1)
     assert cpu.residual_blocks == 7                      # the paper's generator blocks are kept
     gen, disc = rc.build_models((28, 28, 1), cpu)
     assert gen.count_params() < 10_000_000               # 8.7M, against 93.6M at the paper's width
-    with pytest.raises(ValueError, match="Unknown purifier size"):
-        rc.CGANConfig.for_scale(get_config("full"), size="huge")
+    with pytest.raises(ValueError, match="Unknown budget"):
+        rc.CGANConfig.for_scale(get_config("full"), "huge")
 
 
-def test_table_i_protocol_by_scale_and_budget():
-    from advlab.config import get_config
+def test_table_i_run_by_scale_and_budget():
+    from advlab.config import get_config, resolve
 
-    smoke = rc.table_i_protocol(get_config("smoke"))
-    assert smoke.config == rc.CGANConfig.for_scale(get_config("smoke")) and smoke.budget == "smoke"
-    cpu = rc.table_i_protocol(get_config("full"), "cpu")
-    assert (cpu.n_train, cpu.train_subset, cpu.cw_test) == (rc.TABLE_I_CPU["n_train"], rc.TABLE_I_CPU["train_subset"], 1000)
-    assert cpu.train_images("cw") == 1000 and cpu.train_images("pgd") == 20000
-    assert cpu.train_images("fgsm") is None and cpu.n_train is None      # FGSM: every training image
-    assert (cpu.config.base_filters, cpu.config.epochs, cpu.config.residual_blocks) == (32, rc.TABLE_I_CPU["epochs"], 7)
-    assert (cpu.config.perceptual, cpu.config.lambda_perc, cpu.config.lambda_l1) == ("classifier", 100.0, 100.0)
-    assert cpu.config.lr_decay_start == rc.TABLE_I_CPU["lr_decay_start"]
-    paper = rc.table_i_protocol(get_config("full"), "paper")
-    assert paper.n_train is None and paper.config.base_filters == 64 and paper.config.max_filters == 512
-    assert paper.train_images("cw") is None and paper.config.lambda_perc == 1.0   # the paper's weights
+    smoke = resolve("smoke", job="table1")
+    assert smoke.purifier == rc.CGANConfig.for_scale(get_config("smoke")) and smoke.budget == "smoke"
+    cpu = resolve("full", "cpu", job="table1")
+    assert cpu.protocol.train_images("cw") == 1000 and cpu.protocol.train_images("pgd") == 20000
+    assert cpu.protocol.train_images("fgsm") is None and cpu.protocol.n_train is None   # FGSM: every image
+    assert cpu.protocol.cw_test == 1000
+    assert (cpu.purifier.base_filters, cpu.purifier.epochs, cpu.purifier.residual_blocks) == (32, 3, 7)
+    assert (cpu.purifier.perceptual, cpu.purifier.lambda_perc, cpu.purifier.lambda_l1) == ("classifier", 100.0, 100.0)
+    assert cpu.purifier.lr_decay_start == 0.5
+    paper = resolve("full", "paper", job="table1")
+    assert paper.protocol.n_train is None and paper.purifier.base_filters == 64 and paper.purifier.max_filters == 512
+    assert paper.protocol.train_images("cw") is None and paper.purifier.lambda_perc == 1.0   # the paper's weights

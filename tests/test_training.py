@@ -2,6 +2,7 @@
 and two steps under MirroredStrategy on two logical CPUs matching one device."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -9,10 +10,12 @@ import sys
 import textwrap
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 
 from advlab import training
+from advlab.config import get_config
 from advlab.purifiers import residual_cgan as rc
 
 TINY = rc.CGANConfig(residual_blocks=0, base_filters=4, max_filters=8, disc_filters=4, dropout=0.0,
@@ -89,10 +92,10 @@ def test_train_purifier_resumes_and_writes_run_folder(tmp_path, capsys):
     x, y = _pairs()
     out = tmp_path / "run"
     before = x.copy()
-    p1 = training.train_purifier(x, y, None, out, config=TINY, epochs=1, verbose=0, samples=2)
+    p1 = training.train_purifier(x, y, TINY.replace(epochs=1), out, verbose=0, samples=2)
     np.testing.assert_array_equal(x, before)                       # inputs never mutated
     assert [r["epoch"] for r in p1.history] == [1]
-    p2 = training.train_purifier(x, y, None, out, config=TINY, epochs=2, verbose=0, samples=2)
+    p2 = training.train_purifier(x, y, TINY.replace(epochs=2), out, verbose=0, samples=2)
     assert "resuming" in capsys.readouterr().out
     assert [r["epoch"] for r in p2.history] == [1, 2]
     assert p2.info["epochs"] == 2 and p2.info["train_time_s"] > 0
@@ -103,7 +106,7 @@ def test_train_purifier_resumes_and_writes_run_folder(tmp_path, capsys):
     reloaded = rc.load_purifier(out)
     np.testing.assert_allclose(reloaded(x), p2(x), atol=1e-5)
     with pytest.raises(ValueError, match="another configuration"):
-        training.train_purifier(x, y, None, out, config=TINY.replace(base_filters=8), epochs=2, verbose=0)
+        training.train_purifier(x, y, TINY.replace(base_filters=8, epochs=2), out, verbose=0)
 
 
 def test_learning_rate_decay_schedule():
@@ -113,25 +116,48 @@ def test_learning_rate_decay_schedule():
     with pytest.raises(ValueError, match="lr_decay_start"):
         training.decayed_learning_rate(0, 4, 1e-3, 1.0)
     with pytest.raises(ValueError, match="lr_decay_start"):
-        rc._check_params(TINY.replace(lr_decay_start=-0.1))
+        TINY.replace(lr_decay_start=-0.1)
 
 
 def test_train_purifier_decays_the_learning_rate_and_resumes_older_runs(tmp_path):
     x, y = _pairs()
     out = tmp_path / "run"
-    p = training.train_purifier(x, y, None, out, config=TINY.replace(lr_decay_start=0.5, learning_rate=1e-3),
-                          epochs=4, verbose=0, samples=0)
+    p = training.train_purifier(x, y, TINY.replace(lr_decay_start=0.5, learning_rate=1e-3, epochs=4), out,
+                                verbose=0, samples=0)
     np.testing.assert_allclose([r["lr"] for r in p.history], [1e-3, 1e-3, 2 / 3 * 1e-3, 1 / 3 * 1e-3], rtol=1e-5)
     for opt in (p.trainer.g_optimizer, p.trainer.d_optimizer):
         assert float(opt.learning_rate.numpy()) == pytest.approx(1 / 3 * 1e-3, rel=1e-5)
     # a run folder written before lr_decay_start existed resumes under the default (None)
     out2 = tmp_path / "old"
-    training.train_purifier(x, y, None, out2, config=TINY, epochs=1, verbose=0, samples=0)
+    training.train_purifier(x, y, TINY.replace(epochs=1), out2, verbose=0, samples=0)
     run = json.loads((out2 / "run.json").read_text())
     del run["config"]["lr_decay_start"]
     (out2 / "run.json").write_text(json.dumps(run))
-    assert [r["epoch"] for r in training.train_purifier(x, y, None, out2, config=TINY, epochs=2, verbose=0,
-                                                  samples=0).history] == [1, 2]
+    assert [r["epoch"] for r in training.train_purifier(x, y, TINY.replace(epochs=2), out2, verbose=0,
+                                                        samples=0).history] == [1, 2]
+
+
+def test_train_purifier_takes_one_config_extra_callbacks_and_tensorboard(tmp_path):
+    x, y = _pairs()
+    seen = []
+
+    class Count(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(sorted(logs))
+
+    has_tb = importlib.util.find_spec("tensorboard") is not None
+    if not has_tb:
+        with pytest.raises(ImportError, match="pip install tensorboard"):
+            training.train_purifier(x, y, TINY, tmp_path / "run", tensorboard_dir=tmp_path / "tb")
+    p = training.train_purifier(x, y, TINY.replace(epochs=1), tmp_path / "run", callbacks=[Count()],
+                                tensorboard_dir=tmp_path / "tb" if has_tb else None, verbose=0, samples=0)
+    assert len(seen) == 1 and "l1" in seen[0]                   # runs after the lab's own callbacks
+    assert not has_tb or list((tmp_path / "tb").rglob("events.out.tfevents.*"))
+    assert p.train_seconds == p.info["train_time_s"] > 0 and p.source == str(tmp_path / "run")
+    with pytest.raises(TypeError, match="CGANConfig"):
+        training.train_purifier(x, y, get_config("smoke"), tmp_path / "old")      # the old cfg argument
+    with pytest.raises(TypeError, match=r"config.replace\(epochs=...\)"):
+        training.train_purifier(x, y, TINY, tmp_path / "old", epochs=2)
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -141,7 +167,7 @@ def test_train_purifier_decays_the_learning_rate_and_resumes_older_runs(tmp_path
 def test_train_purifier_rejects_bad_data(tmp_path, bad, match):
     x, y = bad(*_pairs())
     with pytest.raises(ValueError, match=match):
-        training.train_purifier(x, y, None, tmp_path, config=TINY)
+        training.train_purifier(x, y, TINY, tmp_path)
 
 
 DISTRIBUTED = textwrap.dedent("""

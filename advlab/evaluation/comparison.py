@@ -21,103 +21,17 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from advlab.config import CPU_PURIFIER_TRAINING
-
-CHANNELS = ("save-png", "save-jpeg", "print-scan")
-LEARNED = ("residual_cgan", "versatile_pix2pix", "autoencoder", "autoencoder_noisy", "cap_gan")
-CLASSICAL = ("bit_depth", "median", "jpeg", "tvm", "wavelet")
-DEFENCES = ("none",) + LEARNED + CLASSICAL
-
-
-@dataclass(frozen=True)
-class ComparisonPlan:
-    """What one comparison run does (``PLANS[cfg.scale]``, fields overridable)."""
-
-    defences: tuple = DEFENCES
-    gray_attacks: tuple = ("fgsm", "pgd", "mifgsm", "cw")
-    adaptive_attacks: tuple = ("pgd", "mifgsm", "autoattack")
-    channel_attack: str = "pgd"
-    channels: tuple = CHANNELS
-    n_eval: int | None = 1000            # test images for every cell (None: all of lab.x_test)
-    n_adaptive: int | None = 1000        # images for e2e / bpda cells ...
-    n_adaptive_slow: int = 100           # ... or this many when one attack step costs > slow_ms per image
-    slow_ms: float = 5.0
-    eot_samples: int = 10
-    print_scan_strength: float = 0.5
-    learned_attacks: tuple = ("fgsm", "pgd")          # training composite of the auto-encoder
-    capgan_attacks: tuple = ("fgsm",)                 # CAP-GAN's adversarial domain: FGSM, as published
-    cgan_attacks: tuple = ("fgsm", "pgd", "cw")       # residual cGAN: the paper's three
-    versatile_attacks: tuple = ("fgsm", "bim", "pgd", "mifgsm", "cw", "autoattack")
-    ae_epochs: int = 20
-    capgan_epochs: int = 10
-    capgan_pairs: int | None = 20000     # CAP-GAN trains on this many pairs (None: all)
-    capgan_filters: int = 32
-    capgan_eager: bool = False           # smoke: skip the ~1 min graph compilation for 2 steps
-    # residual cGAN / pix2pix width etc.; None = the experiments plan's (advlab.experiments.pipeline),
-    # so these purifiers are the very ones notebooks 06-09 trained and cached
-    purifier_kwargs: dict | None = None
-    purifier_epochs: int | None = None   # residual cGAN epochs (None: cfg.purifier_epochs)
-    versatile_pairs: int | None = None   # composite on the first N training images (None: all)
-    versatile_epochs: int | None = None  # None: purifier_epochs
-    cgan_run: str | None = None          # folder of a `python -m advlab train` run: use its generator
-
-    def replace(self, **changes) -> "ComparisonPlan":
-        return replace(self, **changes)
-
-
-PLANS = {
-    "full": ComparisonPlan(),
-    "smoke": ComparisonPlan(
-        gray_attacks=("fgsm", "pgd"), adaptive_attacks=("pgd",), n_eval=100, n_adaptive=50,
-        n_adaptive_slow=8, eot_samples=2, ae_epochs=3, capgan_epochs=1, capgan_pairs=256,
-        capgan_filters=8, capgan_eager=True, cgan_attacks=("fgsm", "pgd"), versatile_attacks=("fgsm", "pgd")),
-}
-
-
-# A full-scale MNIST / Fashion-MNIST table that fits about an hour of a 2-core CPU
-# (``scripts/compare_defences.py --budget cpu --cgan-run DIR``): the residual cGAN trained by
-# ``python -m advlab train --budget cpu`` (without --cgan-run, one is trained here on the
-# composite of the 10k training images, ~20 min more), the CPU-sized pix2pix
-# (advlab.purifiers.residual_cgan.SIZES["cpu"], batch 64, Adam 5e-4) on the versatile composite
-# of 3,600 images (600 per attack: C&W and AutoAttack cost ~0.1-0.5 s per image here), CAP-GAN
-# and the auto-encoder on the 10k subset, and PGD-40 as the adaptive attack. Test images, attack
-# strength (eps 0.3, 40 iterations) and the evaluation itself are unchanged.
-CPU_BUDGET = {
-    "purifier_kwargs": dict(CPU_PURIFIER_TRAINING),
-    "purifier_epochs": 6, "versatile_pairs": 3600, "versatile_epochs": 10,
-    "ae_epochs": 10, "capgan_pairs": 10000, "capgan_epochs": 3, "adaptive_attacks": ("pgd",),
-}
-CPU_BUDGET_N_TRAIN = 10000           # training images the learned defences draw from
-
-
-def configure(scale: str | None = None, budget: str | None = None, n_train: int | None = None, **overrides):
-    """``(cfg, plan)`` for a comparison run at ``scale``: at full scale with the ``"cpu"`` budget
-    (:func:`advlab.config.resolve_budget`) :data:`CPU_BUDGET` applies and the learned defences
-    train on the first :data:`CPU_BUDGET_N_TRAIN` images; ``overrides`` change plan fields.
-    ``cfg.n_test`` is left alone, so the lab (and its cache keys) match notebooks 06-09."""
-    from advlab.config import get_config, resolve_budget
-
-    cfg = get_config(scale)
-    changes = {}
-    if cfg.scale == "full" and resolve_budget(budget) == "cpu":
-        changes, n_train = dict(CPU_BUDGET), n_train or CPU_BUDGET_N_TRAIN
-    changes.update(overrides)
-    plan = plan_for(cfg, **changes)
-    if n_train is not None:
-        cfg = cfg.replace(n_train=n_train)
-    return cfg, plan
+from advlab.config import CHANNELS, CLASSICAL, DEFENCES, LEARNED, ComparisonPlan, resolve  # noqa: F401  (public API)
 
 
 def plan_for(cfg, **overrides) -> ComparisonPlan:
-    p = PLANS[cfg.scale]
-    unknown = set(overrides) - set(ComparisonPlan.__dataclass_fields__)
-    if unknown:
-        raise TypeError(f"Unknown ComparisonPlan field(s): {sorted(unknown)}")
-    return p.replace(**overrides) if overrides else p
+    """The paper-budget :class:`ComparisonPlan` at ``cfg.scale`` with some fields changed (a run
+    passes its own: ``advlab.config.resolve(scale, budget, job="comparison").plan``)."""
+    return resolve(cfg.scale, "paper", job="comparison").plan.replace(**overrides)
 
 
 # ---------------------------------------------------------------- building the defences
@@ -133,10 +47,10 @@ def build_defence(name: str, lab, plan: ComparisonPlan):
     if name in CLASSICAL:
         return classical.build_classical(name, **classical.mnist_defaults()[name]), 0.0
     if name in ("residual_cgan", "versatile_pix2pix"):
-        from advlab.experiments.pipeline import plan as experiments_plan, resolve_perceptual
+        from advlab.experiments.pipeline import resolve_perceptual
 
-        base = experiments_plan(lab.cfg).purifier_kwargs if plan.purifier_kwargs is None else plan.purifier_kwargs
-        kw = dict(base, perceptual=resolve_perceptual("auto", lab.verbose))
+        kw = {"perceptual": "auto", **plan.purifier_kwargs}
+        kw["perceptual"] = resolve_perceptual(kw["perceptual"], lab.verbose)
         if name == "residual_cgan" and plan.cgan_run:
             return _from_run(plan.cgan_run, name)
         if name == "residual_cgan":

@@ -34,7 +34,7 @@ def purifier_costs(lab: Lab, plan: Plan, blocks: int, n_pairs: int = 64) -> dict
 
     x = lab.x_train[:n_pairs]
     x_adv = np.clip(x + np.random.default_rng(0).uniform(-0.3, 0.3, x.shape).astype(np.float32), 0, 1)
-    config = CGANConfig(residual_blocks=blocks, batch_size=lab.cfg.batch_size).replace(**plan.purifier_kwargs)
+    config = CGANConfig.for_scale(lab.cfg).replace(residual_blocks=blocks, **plan.purifier_kwargs)   # as trained
     config = config.replace(batch_size=min(config.batch_size, max(len(x) // 2, 1)))   # probe: 2 batches
     spec = resolve_perceptual(plan.perceptual, verbose=False)
     perceptual = make_perceptual(spec, x.shape[1:], classifier=lab.classifier, verbose=False)

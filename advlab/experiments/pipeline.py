@@ -1,109 +1,33 @@
 """The experiments on real data: one :class:`Lab` per dataset holds the images, the target
 classifier and on-disk caches of adversarial sets and trained purifiers.
 
->>> lab = prepare("mnist", get_config("smoke"))                  # doctest: +SKIP
+>>> run = resolve("smoke", job="experiments")                    # doctest: +SKIP
+>>> lab = prepare("mnist", run)
 >>> x_adv = lab.adversarial("pgd")                                # cached in .cache/adversarial
 >>> purifier = lab.purifier("pgd")                                # cached in .cache/purifiers
 
-The scale (``cfg.scale``) picks a :class:`Plan`: which attacks, sweep points and block counts
-an experiment uses. Smoke plans are small enough for CI; full plans are the papers' protocols.
-The code path is the same.
+The run's :class:`Plan` (``run.plan``) says which attacks, sweep points and block counts an
+experiment uses. Smoke plans are small enough for CI; full plans are the papers' protocols
+(sized by the budget, :mod:`advlab.budgets`). The code path is the same.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from advlab.config import CPU_PURIFIER_TRAINING
-from advlab.experiments.sweeps import MNIST_EPS, PAPER_EPS, PAPER_ITERATIONS
-
-SIX_ATTACKS = ("fgsm", "bim", "pgd", "mifgsm", "cw", "autoattack")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What each experiment runs at one scale."""
-
-    train_attacks: tuple = SIX_ATTACKS
-    test_attacks: tuple = SIX_ATTACKS + ("deepfool",)
-    transfer_archs: tuple = ("mnist_cnn", "mnist_lenet", "mnist_mlp")
-    transfer_attacks: tuple = ("fgsm", "pgd", "mifgsm", "cw", "deepfool")
-    sweep_attacks: tuple = ("pgd", "mifgsm")
-    sweep_iterations: tuple = PAPER_ITERATIONS
-    sweep_eps: tuple = PAPER_EPS + MNIST_EPS
-    eps_grid: tuple = (0.0, 2 / 255, 5 / 255, 10 / 255, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3)
-    sweep_n: int | None = 2000            # test images per sweep point (None: all)
-    ablation_blocks: tuple = (0, 1, 3, 5, 7, 9, 11, 13, 15)
-    ablation_attacks: tuple = ("fgsm", "pgd", "cw")
-    ablation_epochs: int | None = None    # None: cfg.purifier_epochs
-    grid_n: int = 6
-    purifier_epochs: int | None = None    # None: cfg.purifier_epochs
-    purifier_kwargs: dict = field(default_factory=dict)   # passed to train_purifier (e.g. width)
-    perceptual: str = "auto"              # "auto": VGG19 if its weights are on disk, else "classifier"
-    # the papers' versatile model: every attack on *all* training images (K x n_train pairs), a
-    # second matrix row "versatile_all" beside "versatile" (K attacks share n_train pairs)
-    versatile_all: bool = True
-    versatile_all_epochs: int | None = None   # None: the purifier epochs
-
-    def replace(self, **changes) -> "Plan":
-        return replace(self, **changes)
-
-
-NARROW = {"base_filters": 16, "max_filters": 64, "disc_filters": 16}   # vs the paper's 64 / 512 / 64
-
-PLANS = {
-    "full": Plan(),
-    "smoke": Plan(train_attacks=("fgsm", "pgd"), test_attacks=("fgsm", "pgd", "deepfool"),
-                  transfer_archs=("mnist_cnn", "mnist_mlp"), transfer_attacks=("fgsm", "pgd"),
-                  sweep_iterations=(5, 20), sweep_eps=(10 / 255, 0.3), eps_grid=(0.0, 0.1, 0.3),
-                  sweep_n=100, ablation_blocks=(0, 1), ablation_attacks=("fgsm", "pgd"),
-                  ablation_epochs=3, grid_n=4, purifier_epochs=4, versatile_all=False,
-                  # a narrow network, small batches and a larger step: ~50 s per purifier on 2 CPU
-                  # cores, enough to undo part of an attack (a real run uses the paper's settings)
-                  purifier_kwargs={**NARROW, "batch_size": 16, "learning_rate": 1e-3}),
-}
-
-
-# The full-scale MNIST / Fashion-MNIST experiments sized for a 2-core CPU
-# (``scripts/run_experiment.py ... --budget cpu``): every attack at full strength (eps 0.3,
-# 40 iterations) and the papers' protocols, but the CPU-sized networks of
-# advlab.purifiers.residual_cgan.SIZES["cpu"] (batch 64, Adam 5e-4), 2,000 training pairs per
-# purifier (AutoAttack and C&W cost 0.1-0.5 s per image here), 1,000 test images, 500 images per
-# sweep point and 5 epochs per ablation model; the stacked versatile model (6 x 2,000 pairs)
-# trains 4 epochs, i.e. 2.4x the steps of an attack-specific one. ``CPU_BUDGET_CFG`` changes
-# the LabConfig.
-CPU_BUDGET_CFG = {"n_train": 2000, "n_test": 1000, "purifier_epochs": 10}
-CPU_BUDGET = {
-    "purifier_kwargs": dict(CPU_PURIFIER_TRAINING),
-    "sweep_n": 500, "sweep_iterations": (10, 20, 40, 70, 100), "ablation_epochs": 5,
-    "versatile_all_epochs": 4,
-}
+from advlab.config import SIX_ATTACKS, Plan, resolve  # noqa: F401  (Plan, SIX_ATTACKS: public API)
 
 
 def plan(cfg, **overrides) -> Plan:
-    """The :class:`Plan` for ``cfg.scale`` with optional field overrides."""
-    p = PLANS[cfg.scale]
-    return p.replace(**overrides) if overrides else p
-
-
-def configure(scale: str | None = None, budget: str | None = None, **cfg_overrides):
-    """``(cfg, plan)`` for the experiments at ``scale``; at full scale with the ``"cpu"`` budget
-    (:func:`advlab.config.resolve_budget`) :data:`CPU_BUDGET_CFG` / :data:`CPU_BUDGET` apply.
-    ``cfg_overrides`` (e.g. ``n_test=500``) are applied last."""
-    from advlab.config import get_config, resolve_budget
-
-    cfg = get_config(scale)
-    changes = {}
-    if cfg.scale == "full" and resolve_budget(budget) == "cpu":
-        cfg, changes = cfg.replace(**CPU_BUDGET_CFG), dict(CPU_BUDGET)
-    cfg = cfg.replace(**cfg_overrides) if cfg_overrides else cfg
-    return cfg, plan(cfg, **changes)
+    """The paper-budget :class:`Plan` at ``cfg.scale`` with some fields changed (a run passes its
+    own: ``advlab.config.resolve(scale, budget, job="experiments").plan``)."""
+    return resolve(cfg.scale, "paper", job="experiments").plan.replace(**overrides)
 
 
 VGG19_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop.h5"
@@ -275,18 +199,18 @@ def prepare(dataset: str = "mnist", cfg=None, arch: str | None = None, verbose: 
             classifier_cfg=None) -> Lab:
     """Load ``cfg.n_train`` / ``cfg.n_test`` images and the (cached) trained target classifier.
 
-    ``classifier_cfg`` sizes the classifier's own training. Default: ``cfg`` with the scale
-    preset's ``n_train`` / ``n_test``, so a run that attacks and trains purifiers on a subset
-    still defends the scale's own classifier (the one every other notebook uses)."""
+    ``cfg`` is a :class:`~advlab.config.RunConfig` (its ``cfg`` and ``classifier`` sections) or a
+    :class:`~advlab.config.LabConfig`. ``classifier_cfg`` sizes the classifier's own training;
+    default: the scale's own ``n_train`` / ``n_test``, so a run that attacks and trains purifiers
+    on a subset still defends the scale's classifier (the one every other notebook uses)."""
     from advlab import classifiers
+    from advlab.config import RunConfig, get_config
     from advlab.io import data
-    from advlab.config import get_config
 
+    if isinstance(cfg, RunConfig):
+        cfg, classifier_cfg = cfg.cfg, classifier_cfg or cfg.classifier
     cfg = cfg or get_config()
-    if classifier_cfg is None:
-        from advlab.config import classifier_config
-
-        classifier_cfg = classifier_config(cfg)
+    classifier_cfg = classifier_cfg or cfg.with_scale_sizes()
     ds = data.info(dataset)
     arch = arch or classifiers.DEFAULT_ARCH[ds.name]
     x_tr, y_tr = data.load(ds.name, "train", source=cfg.data_source, limit=cfg.n_train, verbose=verbose)

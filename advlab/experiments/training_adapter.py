@@ -28,6 +28,7 @@ def stats_from_run(history: list[dict], info: dict) -> dict:
 def load_or_train(lab, names, key: str, blocks: int, epochs: int, name: str, n_pairs: int | None = None,
                   stack: bool = False, **train_kwargs):
     """Return ``(purifier, stats)``: loaded if trained before, else trained now (and saved)."""
+    from advlab.config import CGANConfig
     from advlab.io.paths import cache_dir
     from advlab.purifiers import residual_cgan
     from advlab.training import train_purifier
@@ -41,14 +42,14 @@ def load_or_train(lab, names, key: str, blocks: int, epochs: int, name: str, n_p
         return purifier, json.loads(stats_path.read_text())
 
     x_adv, x_clean = lab.training_pairs(names, limit=n_pairs, stack=stack)
-    kwargs = dict(residual_blocks=blocks, epochs=epochs, classifier=lab.classifier,
-                  verbose=2 if lab.verbose else 0, samples=0)
-    kwargs.update(train_kwargs)
+    # the scale's purifier with the plan's fields (width, batch, perceptual, schedule ...) on top
+    config = CGANConfig.for_scale(lab.cfg).replace(**{"residual_blocks": blocks, "epochs": epochs, **train_kwargs})
     if lab.verbose:
         print(f"[experiments] training purifier {name} on {len(x_adv)} pairs of {'+'.join(names)} "
               f"({blocks} residual blocks, {epochs} epochs) -> {out}")
-    purifier = train_purifier(x_adv, x_clean, lab.cfg, out, **kwargs)
-    stats = stats_from_run(getattr(purifier, "history", []), getattr(purifier, "info", {}))
+    purifier = train_purifier(x_adv, x_clean, config, out, classifier=lab.classifier,
+                              verbose=2 if lab.verbose else 0, samples=0)
+    stats = stats_from_run(purifier.history, purifier.info)
     stats["n_pairs"] = int(len(x_adv))
     purifier.name = name
     purifier.trainer = None          # keep only the generator in memory

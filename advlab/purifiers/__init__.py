@@ -9,10 +9,19 @@ A purifier is any object with
   attacks then need BPDA);
 * ``stochastic``: whether two calls on the same input differ (attacks then need EOT).
 
+A trained purifier also carries what its training left (declared on :class:`Purifier`, empty
+for one that was never trained here): ``history`` (one dict per epoch), ``info`` (the run's
+``train_info.json``: seconds, epochs, config, folder), ``train_seconds``, ``trainer`` (the
+Keras trainer, for more epochs; ``None`` once dropped) and ``source`` (the folder it was loaded
+from).
+
 :class:`KerasPurifier` wraps a trained image-to-image Keras model (the residual cGAN's
 generator, the autoencoder); :class:`Identity` is "no defence".
 """
 from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -23,6 +32,12 @@ class Purifier:
     name: str = "purifier"
     differentiable: bool = True
     stochastic: bool = False
+    # what training leaves (set by the trainer or loader on the instance; read-only defaults)
+    history: Sequence[dict] = ()
+    info: Mapping = MappingProxyType({})
+    train_seconds: float | None = None
+    trainer: object = None
+    source: str | None = None
 
     def purify_tensor(self, x):  # pragma: no cover - interface
         raise NotImplementedError

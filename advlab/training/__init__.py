@@ -234,35 +234,44 @@ def _fingerprint(x_adv, x_clean, config) -> dict:
     return {"config": arch, "data": {"shape": list(x_adv.shape), "sha1_subsample": digest}}
 
 
-def train_purifier(x_adv, x_clean, cfg=None, out_dir=None, *, config=None, classifier=None,
-                   resume: bool = True, strategy=None, validation=None, samples: int = 8,
-                   checkpoint_every_steps: int | None = None, verbose: int = 1, **overrides):
+def train_purifier(x_adv, x_clean, config, out_dir=None, *, classifier=None, resume: bool = True,
+                   strategy=None, validation=None, samples: int = 8, checkpoint_every_steps: int | None = None,
+                   callbacks=(), tensorboard_dir=None, verbose: int = 1, **removed):
     """Train the residual cGAN on ``(x_adv, x_clean)`` pairs and return a ``KerasPurifier``.
 
     Args:
         x_adv, x_clean: float32 NHWC arrays in [0, 1], same shape (never modified).
-        cfg: a :class:`advlab.config.LabConfig`; when ``config`` is not given the architecture
-            and budget come from ``CGANConfig.for_scale(cfg)`` (its residual blocks, purifier
-            epochs, batch size; narrower networks at smoke scale).
+        config: the :class:`~advlab.config.CGANConfig` to train, all of it (architecture,
+            optimiser, epochs, batch size), e.g. ``advlab.config.resolve(scale, budget,
+            job="table1").purifier`` or ``config.replace(epochs=3)``.
         out_dir: run folder for checkpoints, ``history.csv``, sample grids, ``train_info.json``,
             ``run.json`` and the final ``generator.keras``. Default: ``cache_dir("purifiers", <hash>)``.
-        config: a full :class:`~advlab.purifiers.residual_cgan.CGANConfig` (takes precedence over
-            ``cfg``); ``overrides`` (e.g.
-            ``epochs=3, perceptual="classifier", base_filters=16``) replace single fields.
         classifier: the target model, needed for ``perceptual="classifier"``.
         resume: continue from the last checkpoint in ``out_dir`` (a finished run returns at once).
             ``resume=False`` starts over and overwrites the folder's checkpoints and history.
         strategy: a ``tf.distribute.Strategy`` (default: the current one, i.e. one device).
         validation: optional ``(x_adv_val, x_clean_val)`` for a ``val_l1`` column.
+        callbacks: extra Keras callbacks, run after the lab's own (checkpoints, logs, schedules).
+        tensorboard_dir: also log losses to TensorBoard in this folder (``tensorboard --logdir``).
     """
+    from advlab.config import CGANConfig
+    from advlab.purifiers.residual_cgan import as_purifier, make_trainer, padded_side
     from advlab.training.perceptual import make_perceptual
-    from advlab.purifiers.residual_cgan import CGANConfig, _check_params, as_purifier, make_trainer
 
+    if removed:
+        raise TypeError(f"train_purifier() takes one CGANConfig; set {sorted(removed)} on it instead, "
+                        f"e.g. config.replace({', '.join(f'{k}=...' for k in sorted(removed))}).")
+    if not isinstance(config, CGANConfig):
+        raise TypeError(f"train_purifier() needs a CGANConfig as its third argument, got {type(config).__name__} "
+                        "(a LabConfig no longer sizes the purifier: use advlab.config.resolve(...).purifier "
+                        "or CGANConfig.for_scale(cfg)).")
     _check_pairs(x_adv, x_clean)
-    if config is None:
-        config = CGANConfig.for_scale(cfg) if cfg is not None else CGANConfig()
-    config = config.replace(**overrides) if overrides else config
-    _check_params(config, x_adv.shape[1:])
+    padded_side(x_adv.shape[1:])
+    if tensorboard_dir is not None:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise ImportError("tensorboard_dir needs the tensorboard package: pip install tensorboard")
     run = _fingerprint(x_adv, x_clean, config)
     if out_dir is None:
         from advlab.io.paths import cache_dir
@@ -294,26 +303,28 @@ def train_purifier(x_adv, x_clean, cfg=None, out_dir=None, *, config=None, class
     initial_epoch = ckpt.restore() if resume else 0
     if initial_epoch:
         print(f"[advlab.training] resuming {out} from epoch {initial_epoch} (step {ckpt.step}).")
-    callbacks = [ckpt, CSVLog(out, append=initial_epoch > 0), WallClock(out, {"config": config.to_dict()})]
+    own = [ckpt, CSVLog(out, append=initial_epoch > 0), WallClock(out, {"config": config.to_dict()})]
     if config.schedule == "multistep":
-        callbacks.insert(0, WeightSchedule(config.epochs))
+        own.insert(0, WeightSchedule(config.epochs))
     if config.lr_decay_start is not None:
-        callbacks.insert(0, LearningRateDecay(config.epochs, config.learning_rate, config.lr_decay_start))
+        own.insert(0, LearningRateDecay(config.epochs, config.learning_rate, config.lr_decay_start))
     if samples:
-        callbacks.append(SampleGrid(out, x_adv[:samples], x_clean[:samples]))
+        own.append(SampleGrid(out, x_adv[:samples], x_clean[:samples]))
+    if tensorboard_dir is not None:
+        own.append(keras.callbacks.TensorBoard(log_dir=str(tensorboard_dir)))
     if initial_epoch < config.epochs:
         trainer.fit(x_adv, x_clean, batch_size=config.batch_size, epochs=config.epochs,
-                    initial_epoch=initial_epoch, callbacks=callbacks, validation_data=validation,
+                    initial_epoch=initial_epoch, callbacks=own + list(callbacks), validation_data=validation,
                     shuffle=True, verbose=verbose)
     elif verbose:
         print(f"[advlab.training] {out} already trained for {initial_epoch} epochs; loaded it.")
     tmp = out / "generator.tmp.keras"
     trainer.generator.save(tmp)
     tmp.replace(out / "generator.keras")
-    purifier = as_purifier(trainer.generator)
-    purifier.history = read_history(out)
     info_path = out / "train_info.json"
-    purifier.info = json.loads(info_path.read_text()) if info_path.is_file() else {}
-    purifier.info.update(out_dir=str(out), perceptual=perceptual.description if perceptual else "none")
-    purifier.trainer = trainer
+    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    info.update(out_dir=str(out), perceptual=perceptual.description if perceptual else "none")
+    purifier = as_purifier(trainer.generator)
+    purifier.history, purifier.info, purifier.trainer = read_history(out), info, trainer
+    purifier.train_seconds, purifier.source = info.get("train_time_s"), str(out)
     return purifier
