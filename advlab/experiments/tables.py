@@ -25,28 +25,18 @@ def versatile_purifier(lab: Lab, plan: Plan | None = None):
 
 
 def _state(name: str, lab: Lab, plan: Plan):
-    """Checkpoint file of one table: keyed by data, classifier, config and plan, so a changed
-    setting starts a fresh table instead of mixing old and new cells."""
-    from dataclasses import asdict
-
-    from advlab.experiments.pipeline import _digest
-
-    return checkpoint_path(f"{name}_{lab.tag}_{_digest([asdict(plan), asdict(lab.cfg), lab.arch])}")
+    """Checkpoint file of one table: keyed by the content of the data and classifier, the config
+    and the plan, so a changed setting starts a fresh table instead of mixing old and new cells."""
+    return checkpoint_path(f"{name}_" + lab.content_key(("train", "test"), plan=plan, arch=lab.arch))
 
 
 def purifier_key(purifier) -> str:
-    """``purifier.name`` plus a digest of its weights (when it has a Keras ``model``), so a table's
-    resumable state never reuses cells measured with another purifier of the same name (e.g. two
-    ``--purifier-run`` folders both loaded as ``M_tableI``)."""
-    import hashlib
+    """``purifier.name`` plus a digest of its content (:func:`advlab.io.cache.purifier_digest`),
+    so a table's resumable state never reuses cells measured with another purifier of the same
+    name (e.g. two ``--purifier-run`` folders both loaded as ``M_tableI``)."""
+    from advlab.io.cache import purifier_digest
 
-    model = getattr(purifier, "model", None)
-    if model is None or not hasattr(model, "get_weights"):
-        return purifier.name
-    h = hashlib.sha1()
-    for w in model.get_weights():
-        h.update(w.tobytes())
-    return f"{purifier.name}_{h.hexdigest()[:10]}"
+    return f"{purifier.name}_{purifier_digest(purifier)}"
 
 
 def _name(prefix: str, lab: Lab) -> str:

@@ -8,17 +8,19 @@ one-call :func:`train_purifier` for the residual cGAN.
 * :class:`SampleGrid`: attacked | purified | clean grid of fixed images after each epoch.
 * :class:`CSVLog`: per-epoch losses in ``history.csv`` (one history across resumes).
 * :class:`WallClock`: training time summed across resumed sessions, saved in ``train_info.json``.
+
+The run folder itself (fingerprint, lock, checkpoints, train info) is
+:class:`advlab.training.runfolder.RunFolder`, shared with the other learners.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from advlab.training.runfolder import Checkpoint, RunFolder, WallClockCallback
 
 VERSATILE_PHASES = (
     (0.4, {"lambda_l1": 100.0, "lambda_perc": 100.0}),
@@ -94,47 +96,19 @@ class LearningRateDecay(keras.callbacks.Callback):
             logs["lr"] = self._lr
 
 
-class Checkpointer(keras.callbacks.Callback):
-    """Checkpoint G, D, both optimizers and the epoch into ``folder`` (keeps the last ``keep``).
+class Checkpointer(Checkpoint):
+    """Checkpoint G, D, both optimizers and the epoch into ``folder`` (keeps the last ``keep``),
+    numbered by the generator's step (:class:`advlab.training.runfolder.Checkpoint`).
 
     ``every_steps`` also saves inside long epochs; a resumed run then repeats the rest of the
     interrupted epoch with the saved weights and optimizer state.
     """
 
     def __init__(self, folder, trainer, keep: int = 2, every_steps: int | None = None):
-        super().__init__()
-        self.folder = Path(folder)
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self.ckpt = tf.train.Checkpoint(generator=trainer.generator, discriminator=trainer.discriminator,
-                                        g_optimizer=trainer.g_optimizer, d_optimizer=trainer.d_optimizer,
-                                        epoch=self.epoch)
-        self.manager = tf.train.CheckpointManager(self.ckpt, str(self.folder), max_to_keep=keep)
-        self.every_steps = every_steps
-        self._trainer = trainer
-
-    @property
-    def step(self) -> int:
-        return int(self._trainer.g_optimizer.iterations.numpy())
-
-    def restore(self) -> int:
-        """Restore the latest checkpoint, if any; returns the epoch to continue from (0 if none)."""
-        latest = self.manager.latest_checkpoint
-        if latest is None:
-            return 0
-        self._trainer.build_optimizers()
-        self.ckpt.restore(latest).assert_existing_objects_matched()
-        return int(self.epoch.numpy())
-
-    def save(self, epoch: int) -> str:
-        self.epoch.assign(epoch)
-        return self.manager.save(checkpoint_number=self.step)
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.every_steps and self.step % self.every_steps == 0:
-            self.save(int(self.epoch.numpy()))
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.save(epoch + 1)
+        super().__init__(folder, dict(generator=trainer.generator, discriminator=trainer.discriminator,
+                                      g_optimizer=trainer.g_optimizer, d_optimizer=trainer.d_optimizer),
+                         build=trainer.build_optimizers, step=lambda: trainer.g_optimizer.iterations.numpy(),
+                         keep=keep, every_steps=every_steps)
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -190,25 +164,11 @@ def read_history(folder) -> list[dict]:
     return rows
 
 
-class WallClock(keras.callbacks.Callback):
+class WallClock(WallClockCallback):
     """Accumulates training seconds and epochs into ``folder/train_info.json`` after each epoch."""
 
     def __init__(self, folder, extra: dict | None = None):
-        super().__init__()
-        self.path = Path(folder) / "train_info.json"
-        self.info = json.loads(self.path.read_text()) if self.path.is_file() else {"train_time_s": 0.0}
-        self.info.update(extra or {})
-        self._t0 = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._t0 = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.info["train_time_s"] = float(self.info.get("train_time_s", 0.0)) + time.perf_counter() - self._t0
-        self.info["epochs"] = epoch + 1
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.info, indent=2))
-        tmp.replace(self.path)
+        super().__init__(RunFolder(folder), extra)
 
 
 # ----------------------------------------------------------------------------- one call
@@ -228,10 +188,10 @@ def _check_pairs(x_adv, x_clean) -> None:
 
 
 def _fingerprint(x_adv, x_clean, config) -> dict:
-    step = max(1, len(x_adv) // 256)
-    digest = hashlib.sha1(x_adv[::step].tobytes() + x_clean[::step].tobytes()).hexdigest()[:16]
+    from advlab.io.cache import array_digest
+
     arch = {k: v for k, v in config.to_dict().items() if k not in ("epochs",)}
-    return {"config": arch, "data": {"shape": list(x_adv.shape), "sha1_subsample": digest}}
+    return {"config": arch, "data": {"shape": list(x_adv.shape), "digest": array_digest(x_adv, x_clean)}}
 
 
 def train_purifier(x_adv, x_clean, cfg=None, out_dir=None, *, config=None, classifier=None,
@@ -255,35 +215,32 @@ def train_purifier(x_adv, x_clean, cfg=None, out_dir=None, *, config=None, class
         strategy: a ``tf.distribute.Strategy`` (default: the current one, i.e. one device).
         validation: optional ``(x_adv_val, x_clean_val)`` for a ``val_l1`` column.
     """
-    from advlab.training.perceptual import make_perceptual
-    from advlab.purifiers.residual_cgan import CGANConfig, _check_params, as_purifier, make_trainer
+    from advlab.purifiers.residual_cgan import CGANConfig, _check_params
 
     _check_pairs(x_adv, x_clean)
     if config is None:
         config = CGANConfig.for_scale(cfg) if cfg is not None else CGANConfig()
     config = config.replace(**overrides) if overrides else config
     _check_params(config, x_adv.shape[1:])
-    run = _fingerprint(x_adv, x_clean, config)
-    if out_dir is None:
-        from advlab.io.paths import cache_dir
+    fingerprint = _fingerprint(x_adv, x_clean, config)
+    run = RunFolder(out_dir, fingerprint) if out_dir is not None else RunFolder.in_cache(fingerprint, "purifiers")
+    with run.lock():
+        return _train_in(run, x_adv, x_clean, config, classifier, resume, strategy, validation, samples,
+                         checkpoint_every_steps, verbose)
 
-        out_dir = cache_dir("purifiers", hashlib.sha1(json.dumps(run, sort_keys=True).encode()).hexdigest()[:12])
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    run_file = out / "run.json"
-    if resume and run_file.is_file():
-        old = json.loads(run_file.read_text())
-        # a run saved before a config field existed had that field's default
+
+def _train_in(run, x_adv, x_clean, config, classifier, resume, strategy, validation, samples,
+              checkpoint_every_steps, verbose):
+    from advlab.training.perceptual import make_perceptual
+    from advlab.purifiers.residual_cgan import CGANConfig, as_purifier, make_trainer
+
+    def upgrade(old):      # a run saved before a config field existed had that field's default
         defaults = {k: v for k, v in CGANConfig().to_dict().items() if k != "epochs"}
-        old["config"] = {**{k: v for k, v in defaults.items() if k not in old.get("config", {})},
-                         **old.get("config", {})}
-        if old != run:
-            raise ValueError(f"{out} holds a run with another configuration or data:\n  saved: {old}\n"
-                             f"  now:   {run}\nUse another out_dir or resume=False to start over.")
-    if not resume:
-        for stale in list(out.glob("ckpt-*")) + [out / "checkpoint", out / "history.csv", out / "train_info.json"]:
-            stale.unlink(missing_ok=True)
-    run_file.write_text(json.dumps(run, indent=2))
+        return {**old, "config": {**{k: v for k, v in defaults.items() if k not in old.get("config", {})},
+                                  **old.get("config", {})}}
+
+    run.check_or_write_fingerprint(resume, upgrade=upgrade)
+    out = run.path
 
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
@@ -294,7 +251,8 @@ def train_purifier(x_adv, x_clean, cfg=None, out_dir=None, *, config=None, class
     initial_epoch = ckpt.restore() if resume else 0
     if initial_epoch:
         print(f"[advlab.training] resuming {out} from epoch {initial_epoch} (step {ckpt.step}).")
-    callbacks = [ckpt, CSVLog(out, append=initial_epoch > 0), WallClock(out, {"config": config.to_dict()})]
+    callbacks = [ckpt, CSVLog(out, append=initial_epoch > 0),
+                 run.wall_clock({"config": config.to_dict()}, fresh=initial_epoch == 0)]
     if config.schedule == "multistep":
         callbacks.insert(0, WeightSchedule(config.epochs))
     if config.lr_decay_start is not None:
@@ -307,13 +265,10 @@ def train_purifier(x_adv, x_clean, cfg=None, out_dir=None, *, config=None, class
                     shuffle=True, verbose=verbose)
     elif verbose:
         print(f"[advlab.training] {out} already trained for {initial_epoch} epochs; loaded it.")
-    tmp = out / "generator.tmp.keras"
-    trainer.generator.save(tmp)
-    tmp.replace(out / "generator.keras")
+    run.save_model(trainer.generator, "generator.keras")
     purifier = as_purifier(trainer.generator)
     purifier.history = read_history(out)
-    info_path = out / "train_info.json"
-    purifier.info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    purifier.info = run.train_info()
     purifier.info.update(out_dir=str(out), perceptual=perceptual.description if perceptual else "none")
     purifier.trainer = trainer
     return purifier
