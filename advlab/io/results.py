@@ -78,8 +78,12 @@ def save_csv(rows: Iterable[Mapping], name: str, folder: str | Path | None = Non
     columns: list[str] = []
     for r in rows:
         columns += [k for k in r if k not in columns]
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    from advlab.io.cache import atomic_write
+
+    return atomic_write(path, write)
