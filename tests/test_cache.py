@@ -107,7 +107,12 @@ def test_get_or_compute_computes_once_and_refreshes(tmp_path):
     assert cache.get_or_compute(path, compute, load) == 1 and calls == [1]
     assert cache.get_or_compute(path, compute, load, refresh=True) == 2
     with cache.cache_lock(path), cache.cache_lock(path):          # re-entrant within a process
-        assert cache.lock_path(path).name == "v.json.lock"
+        from advlab.io.paths import cache_dir
+
+        lock = cache.lock_path(path)
+        assert lock.parent == cache_dir("locks") and lock.name.startswith("v.json.")
+        assert cache.lock_path(tmp_path / "other" / "v.json") != lock               # by full path
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cwd", "v.json"]      # no lock files here
 
 
 RACER = textwrap.dedent("""

@@ -15,8 +15,9 @@ folder (``tempfile.mkstemp``) and renames it over the entry (``os.replace``), so
 the old file or the new one, never half of one, and two writers never share a temporary file.
 :func:`save_json_atomic`, :func:`save_text_atomic`, :func:`save_npz_atomic` and
 :func:`save_model_atomic` are the usual cases. :func:`cache_lock` is a file lock per entry
-(the ``filelock`` package) and :func:`get_or_compute` the pattern built on it: two processes
-asking for the same entry compute it once; the second waits for the lock, then loads it.
+(the ``filelock`` package; lock files in ``cache_dir("locks")``) and :func:`get_or_compute` the
+pattern built on it: two processes asking for the same entry compute it once; the second waits
+for the lock, then loads it.
 
 Changing how a key is made changes every entry's name: caches written by an older advlab are
 not found and are recomputed (their files can be deleted).
@@ -199,9 +200,13 @@ def save_model_atomic(model, path: str | Path) -> Path:
 
 # ----------------------------------------------------------------------------- locks
 def lock_path(path: str | Path) -> Path:
-    """The lock file of cache entry ``path`` (a file or a folder): ``<path>.lock`` beside it."""
-    path = Path(path)
-    return path.with_name(path.name + ".lock")
+    """The lock file of cache entry ``path`` (a file or a folder). Locks live together in
+    ``cache_dir("locks")``, named by the entry's absolute path, so the folders users look at hold
+    only their entries; processes share a lock when they share ``ADVLAB_CACHE_DIR``."""
+    from advlab.io.paths import cache_dir
+
+    path = Path(path).resolve()
+    return cache_dir("locks") / f"{path.name}.{_hex(str(path.parent).encode())}.lock"
 
 
 @contextlib.contextmanager
@@ -216,7 +221,6 @@ def cache_lock(path: str | Path, timeout: float = -1):
     from filelock import FileLock
 
     lock = lock_path(path)
-    lock.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(lock), is_singleton=True).acquire(timeout=timeout):
         yield lock
 
