@@ -223,6 +223,31 @@ def test_autoencoder_run_folder_loads_a_finished_run_and_refuses_other_data(tmp_
         ae.train_autoencoder(x_c, x_c, **kw)
 
 
+def test_a_residual_cgan_run_folder_of_an_older_advlab_still_resumes(tmp_path):
+    import hashlib
+
+    from advlab import training
+    from advlab.purifiers import residual_cgan as rc
+
+    tiny = rc.CGANConfig(residual_blocks=0, base_filters=4, max_filters=8, disc_filters=4, dropout=0.0,
+                         perceptual="none", batch_size=4, epochs=1)
+    rng = np.random.default_rng(0)
+    x_clean = (rng.random((8, 28, 28, 1)) > 0.7).astype(np.float32)
+    x_adv = np.clip(x_clean + 0.3, 0, 1).astype(np.float32)
+    out = tmp_path / "run"
+    training.train_purifier(x_adv, x_clean, None, out, config=tiny, verbose=0, samples=0)
+    run = json.loads((out / "run.json").read_text())
+    assert run["data"]["digest"] == cache.array_digest(x_adv, x_clean)       # the full pairs
+    legacy = hashlib.sha1(x_adv.tobytes() + x_clean.tobytes()).hexdigest()[:16]   # < 256 pairs: all of them
+    run["data"] = {"shape": run["data"]["shape"], "sha1_subsample": legacy}
+    (out / "run.json").write_text(json.dumps(run))
+    resumed = training.train_purifier(x_adv, x_clean, None, out, config=tiny, epochs=2, verbose=0, samples=0)
+    assert [r["epoch"] for r in resumed.history] == [1, 2]
+    assert json.loads((out / "run.json").read_text())["data"]["digest"] == cache.array_digest(x_adv, x_clean)
+    with pytest.raises(ValueError, match="another configuration or data"):
+        training.train_purifier(x_clean, x_clean, None, out, config=tiny, epochs=2, verbose=0, samples=0)
+
+
 # ----------------------------------------------------------------------------- content-keyed reuse
 @pytest.fixture
 def lab(mnist_sample, mnist_cnn):
