@@ -147,7 +147,7 @@ class Lab:
 
     @property
     def tag(self) -> str:
-        """Identifies data + classifier in cache keys and result names."""
+        """A readable label of the data and classifier settings (cache keys use :meth:`content_key`)."""
         c = self.cfg
         return (f"{self.dataset}_{c.data_source}_tr{c.n_train or 'all'}_te{c.n_test or 'all'}"
                 f"_e{c.classifier_epochs}_s{c.seed}")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import math
@@ -143,7 +144,9 @@ def _settings(obj, depth: int) -> dict:
 
 
 # ----------------------------------------------------------------------------- writes
+@functools.lru_cache(maxsize=1)
 def _umask() -> int:
+    """The process's umask (read once: reading it means setting it for a moment)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
