@@ -3,11 +3,15 @@
 :func:`adversarial_set` attacks ``x`` in chunks and stores each finished chunk immediately
 (compressed ``.npz``), so an interrupted generation (kernel restart, Ctrl-C) continues where it
 stopped. A JSON file beside the arrays records what made them: attack and full parameters,
-dataset and split, a digest of the clean images and labels, the model's weight fingerprint,
-seed, chunk/batch sizes and library versions (the *identity*, which must match for the cache
-to be reused), plus the results (success rate, accuracies, mean/max L-inf and L2 norms,
-seconds). Every array file's SHA-256 is recorded, so a corrupted or truncated file is detected
-(and regenerated, or :class:`CacheCorrupt` raised with ``strict=True``).
+dataset and split, a digest of the full content of the clean images and labels, a digest of
+the model's weights, seed, chunk/batch sizes and library versions (the *identity*, which must
+match for the cache to be reused; the folder is named by its :func:`advlab.io.cache.cache_key`,
+so a copy of ``x`` finds the set and other images of the same name never do), plus the results
+(success rate, accuracies, mean/max L-inf and L2 norms, seconds). Every array file's SHA-256 is
+recorded, so a corrupted or truncated file is detected (and regenerated, or
+:class:`CacheCorrupt` raised with ``strict=True``). Files are written atomically and a set is
+made under a file lock: two processes asking for the same set attack once, the second waits
+and loads it.
 
 :func:`composite` is the papers' versatile training set D = U D_i: the union of several
 attacks' sets, remembering which attack made each example.
@@ -24,7 +28,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-FORMAT = 1
+FORMAT = 2          # 2: keyed by advlab.io.cache (full data digest, weights digest)
 
 
 class CacheCorrupt(RuntimeError):
@@ -56,46 +60,27 @@ class Composite(NamedTuple):
     attack: np.ndarray
 
 
-def _sha(*arrays) -> str:
-    h = hashlib.sha256()
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
 def _file_sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def library_versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
+    """Versions of the libraries an adversarial set depends on (part of its identity)."""
+    from advlab.io.provenance import package_versions
 
-    out = {}
-    for pkg, dist in (("numpy", "numpy"), ("tensorflow", "tensorflow-cpu"), ("keras", "keras"),
-                      ("cleverhans", "cleverhans"), ("art", "adversarial-robustness-toolbox")):
-        try:
-            out[pkg] = version(dist)
-        except PackageNotFoundError:
-            try:
-                out[pkg] = version(pkg)
-            except PackageNotFoundError:
-                out[pkg] = None
-    return out
+    return {k: v for k, v in package_versions().items() if k != "advlab"}
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    from advlab.io.cache import save_json_atomic
+
+    save_json_atomic(path, obj, sort_keys=True)
 
 
 def _save_npz(path: Path, **arrays) -> str:
-    tmp = path.with_name(path.stem + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    tmp.replace(path)
-    return _file_sha(path)
+    from advlab.io.cache import save_npz_atomic
+
+    return _file_sha(save_npz_atomic(path, **arrays))
 
 
 def _load_npz(path: Path, sha: str, key: str) -> np.ndarray:
@@ -123,7 +108,7 @@ def adversarial_set(dataset: str, split: str, attack: str, model, x, y, *, prese
     """
     from advlab import attacks as A
     from advlab.attacks.validation import check_name, check_params, check_inputs
-    from advlab.classifiers import fingerprint
+    from advlab.io.cache import array_digest, cache_key, cache_lock, weights_digest
 
     name = check_name(attack, tuple(A.REGISTRY))
     merged = A.default_params(name, preset, cfg=cfg)
@@ -134,12 +119,12 @@ def adversarial_set(dataset: str, split: str, attack: str, model, x, y, *, prese
     if not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
         raise ValueError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
     identity = {"format": FORMAT, "attack": name, "params": merged, "dataset": str(dataset),
-                "split": str(split), "n": int(len(x)), "data_sha256": _sha(x, y)[:16],
-                "model": getattr(model, "name", "model"), "model_fingerprint": fingerprint(model),
+                "split": str(split), "n": int(len(x)), "data_digest": array_digest(x, y),
+                "model_fingerprint": weights_digest(model),
                 "seed": int(seed), "chunk_size": int(chunk_size), "batch_size": int(batch_size),
                 "versions": library_versions()}
     identity = json.loads(json.dumps(identity))  # normalise (tuples -> lists, numpy -> python)
-    key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+    key = cache_key(**identity)
     n_chunks = -(-len(x) // chunk_size)
 
     def attack_chunk(k):
@@ -159,65 +144,80 @@ def adversarial_set(dataset: str, split: str, attack: str, model, x, y, *, prese
     from advlab.io.paths import cache_dir
 
     root = Path(folder) if folder is not None else cache_dir("adversarial")
-    path = root / f"{dataset}_{split}_{name}_{identity['model']}_{key}"
+    path = root / f"{dataset}_{split}_{name}_{key}"
     meta_path = path / "meta.json"
-    meta = None
-    if meta_path.is_file():
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError:
-            meta = None
-            _corrupt(f"{meta_path} is not valid JSON", strict, log)
-        if meta is not None and meta.get("identity") != identity:
-            log(f"cache {path.name}: metadata does not match this request; regenerating")
-            meta = None
-    if meta is not None and meta.get("complete"):
-        try:
-            x_adv = _load_npz(path / "x_adv.npz", meta["files"]["x_adv.npz"], "x_adv")
-            if x_adv.shape != x.shape:
-                raise CacheCorrupt(f"{path / 'x_adv.npz'} holds shape {x_adv.shape}, expected {x.shape}.")
-            log(f"loaded {name} set from cache {path.name} "
-                f"(success rate {meta['results']['success_rate']:.1%})")
-            return AdversarialSet(name, x_adv, x, y, merged, meta, path)
-        except CacheCorrupt as err:
-            _corrupt(str(err), strict, log)
-            meta = None
-    if only_cached:
-        return None
-    if meta is None:
-        shutil.rmtree(path, ignore_errors=True)
-        path.mkdir(parents=True)
-        meta = {"identity": identity, "complete": False, "files": {}, "seconds": 0.0}
-        _write_json(meta_path, meta)
+    quiet = lambda msg: None  # noqa: E731  (the first look, without the lock, reports nothing)
 
-    done = sum(1 for f in meta["files"] if f.startswith("chunk_"))
-    if done:
-        log(f"resuming {name}: {done}/{n_chunks} chunks already done in {path.name}")
-    chunks = []
-    for k in range(n_chunks):
-        fname = f"chunk_{k:05d}.npz"
-        if fname in meta["files"]:
+    def finished(report, strict_now):
+        """``(set, meta)``: the finished set, or ``None`` and the resumable metadata (or None)."""
+        meta = None
+        if meta_path.is_file():
             try:
-                chunks.append(_load_npz(path / fname, meta["files"][fname], "x_adv"))
-                continue
+                meta = json.loads(meta_path.read_text())
+            except json.JSONDecodeError:
+                meta = None
+                _corrupt(f"{meta_path} is not valid JSON", strict_now, report)
+            if meta is not None and meta.get("identity") != identity:
+                report(f"cache {path.name}: metadata does not match this request; regenerating")
+                meta = None
+        if meta is not None and meta.get("complete"):
+            try:
+                x_adv = _load_npz(path / "x_adv.npz", meta["files"]["x_adv.npz"], "x_adv")
+                if x_adv.shape != x.shape:
+                    raise CacheCorrupt(f"{path / 'x_adv.npz'} holds shape {x_adv.shape}, expected {x.shape}.")
+                return AdversarialSet(name, x_adv, x, y, merged, meta, path), meta
             except CacheCorrupt as err:
-                _corrupt(str(err), strict, log)
-        tc = time.perf_counter()
-        adv = attack_chunk(k)
-        meta["files"][fname] = _save_npz(path / fname, x_adv=adv)
-        meta["seconds"] = meta.get("seconds", 0.0) + time.perf_counter() - tc
+                _corrupt(str(err), strict_now, report)
+                meta = None
+        return None, meta
+
+    def generate(meta) -> AdversarialSet:
+        """Attack the chunks not in ``path`` yet (resuming ``meta``); write the finished set."""
+        if meta is None:
+            shutil.rmtree(path, ignore_errors=True)
+            path.mkdir(parents=True)
+            meta = {"identity": identity, "complete": False, "files": {}, "seconds": 0.0}
+            _write_json(meta_path, meta)
+
+        done = sum(1 for f in meta["files"] if f.startswith("chunk_"))
+        if done:
+            log(f"resuming {name}: {done}/{n_chunks} chunks already done in {path.name}")
+        chunks = []
+        for k in range(n_chunks):
+            fname = f"chunk_{k:05d}.npz"
+            if fname in meta["files"]:
+                try:
+                    chunks.append(_load_npz(path / fname, meta["files"][fname], "x_adv"))
+                    continue
+                except CacheCorrupt as err:
+                    _corrupt(str(err), strict, log)
+            tc = time.perf_counter()
+            adv = attack_chunk(k)
+            meta["files"][fname] = _save_npz(path / fname, x_adv=adv)
+            meta["seconds"] = meta.get("seconds", 0.0) + time.perf_counter() - tc
+            _write_json(meta_path, meta)
+            chunks.append(adv)
+        x_adv = np.concatenate(chunks) if chunks else x.copy()
+        out = _finish(name, x_adv, x, y, merged, identity, model, meta["seconds"], path, meta)
+        meta["files"] = {"x_adv.npz": _save_npz(path / "x_adv.npz", x_adv=x_adv)}
+        meta.update(complete=True, results=out.meta["results"])
         _write_json(meta_path, meta)
-        chunks.append(adv)
-    x_adv = np.concatenate(chunks) if chunks else x.copy()
-    out = _finish(name, x_adv, x, y, merged, identity, model, meta["seconds"], path, meta)
-    meta["files"] = {"x_adv.npz": _save_npz(path / "x_adv.npz", x_adv=x_adv)}
-    meta.update(complete=True, results=out.meta["results"])
-    _write_json(meta_path, meta)
-    for k in range(n_chunks):
-        (path / f"chunk_{k:05d}.npz").unlink(missing_ok=True)
-    log(f"{name} on {len(x)} {dataset}/{split} images: success rate "
-        f"{out.meta['results']['success_rate']:.1%}, {meta['seconds']:.1f} s, cached in {path}")
-    return AdversarialSet(name, x_adv, x, y, merged, meta, path)
+        for k in range(n_chunks):
+            (path / f"chunk_{k:05d}.npz").unlink(missing_ok=True)
+        log(f"{name} on {len(x)} {dataset}/{split} images: success rate "
+            f"{out.meta['results']['success_rate']:.1%}, {meta['seconds']:.1f} s, cached in {path}")
+        return AdversarialSet(name, x_adv, x, y, merged, meta, path)
+
+    found, _ = finished(quiet, False)
+    if found is None and not only_cached:
+        with cache_lock(path):
+            found, meta = finished(log, strict)      # another process may have made it meanwhile
+            if found is None:
+                return generate(meta)
+    if found is not None:
+        log(f"loaded {name} set from cache {path.name} "
+            f"(success rate {found.meta['results']['success_rate']:.1%})")
+    return found
 
 
 def _corrupt(message: str, strict: bool, log) -> None:

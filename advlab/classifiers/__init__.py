@@ -2,12 +2,12 @@
 
 Every classifier takes NHWC images in [0, 1] and returns logits (see
 :mod:`advlab.classifiers.archs` for the architectures). Trained models are cached in
-``cache_dir("classifiers")`` under a name made of everything that changes them (dataset, arch,
-data source, number of training images, epochs, seed), so all notebooks share one training.
+``cache_dir("classifiers")`` under a :func:`advlab.io.cache.cache_key` of everything that changes
+them (the training images' content, arch, epochs, batch size, seed), so all notebooks share one
+training; two kernels asking at once train once (the second waits for the file lock, then loads).
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -70,13 +70,11 @@ def save_classifier(model, path, metadata: dict | None = None) -> Path:
     path = Path(path)
     if path.suffix != ".keras":
         raise ValueError(f"Classifier files end in .keras, got {path.name!r}.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.stem + ".tmp.keras")
-    model.save(tmp)
-    tmp.replace(path)
-    if metadata is not None:
-        path.with_suffix(".json").write_text(json.dumps(metadata, indent=2) + "\n")
-    return path
+    from advlab.io.cache import save_json_atomic, save_model_atomic
+
+    if metadata is not None:      # first, so a model file on disk always has its metadata
+        save_json_atomic(path.with_suffix(".json"), metadata)
+    return save_model_atomic(model, path)
 
 
 def load_classifier(path, input_shape=None, num_classes: int | None = None, compile: bool = False):
@@ -132,16 +130,21 @@ def accuracy(model, x, y, batch_size: int = 256) -> float:
 
 
 def fingerprint(model) -> str:
-    """A short hash of a model's name, shapes and weights (identifies it in cache metadata)."""
-    h = hashlib.sha256(f"{model.name}|{model.input_shape}|{model.output_shape}".encode())
-    for w in model.weights:
-        h.update(np.ascontiguousarray(np.asarray(w)).tobytes())
-    return h.hexdigest()[:16]
+    """A short hash of a model's shapes and weights, not its name (:func:`advlab.io.cache.weights_digest`)."""
+    from advlab.io.cache import weights_digest
+
+    return weights_digest(model)
 
 
-def checkpoint_name(dataset: str, arch: str, source: str, n_train, epochs: int, seed: int) -> str:
-    n = "all" if n_train is None else int(n_train)
-    return f"{dataset}_{arch}_{source}_n{n}_e{int(epochs)}_s{int(seed)}.keras"
+def checkpoint_path(dataset: str, arch: str, x, y, epochs: int, batch_size: int, seed: int) -> Path:
+    """Where the classifier trained on ``(x, y)`` with these settings is cached: a readable
+    ``<dataset>_<arch>_`` prefix and the content key (the images and labels, not their name)."""
+    from advlab.io.cache import array_digest, cache_key
+    from advlab.io.paths import cache_dir
+
+    key = cache_key(kind="classifier", dataset=dataset, arch=arch, data=array_digest(x, y),
+                    epochs=int(epochs), batch_size=int(batch_size), seed=int(seed))
+    return cache_dir("classifiers") / f"{dataset}_{arch}_{key}.keras"
 
 
 def get_classifier(dataset: str, cfg=None, arch: str | None = None, retrain: bool = False,
@@ -155,7 +158,6 @@ def get_classifier(dataset: str, cfg=None, arch: str | None = None, retrain: boo
     """
     from advlab.io import data
     from advlab.config import get_config
-    from advlab.io.paths import cache_dir
 
     cfg = cfg or get_config()
     ds = data.info(dataset)
@@ -170,31 +172,41 @@ def get_classifier(dataset: str, cfg=None, arch: str | None = None, retrain: boo
                 f"Could not get the pretrained ImageNet weights of {arch} ({type(err).__name__}: {err}). "
                 "Keras downloads them once (needs internet) into ~/.keras/models. Offline, build the "
                 f"untrained wrapper with build_classifier({arch!r}, weights=None) and say so.") from err
-    name = checkpoint_name(ds.name, arch, cfg.data_source, cfg.n_train, cfg.classifier_epochs, cfg.seed)
-    path = cache_dir("classifiers") / name
-    if path.is_file() and not retrain:
+    x, y = data.load(ds.name, "train", source=cfg.data_source, limit=cfg.n_train, verbose=verbose)
+    path = checkpoint_path(ds.name, arch, x, y, cfg.classifier_epochs, cfg.batch_size, cfg.seed)
+
+    def load():
+        if not path.is_file():
+            return None
         try:
             model = load_classifier(path, input_shape=ds.image_shape, num_classes=ds.num_classes)
-            if verbose:
-                meta = path.with_suffix(".json")
-                acc = json.loads(meta.read_text()).get("test_accuracy") if meta.is_file() else None
-                print(f"[advlab.classifiers] loaded {arch} for {ds.name} from {path}"
-                      + (f" (clean test accuracy {acc:.2%})" if acc is not None else ""))
-            return model
         except CheckpointMismatch as err:
             print(f"[advlab.classifiers] {err} Retraining.")
-    x, y = data.load(ds.name, "train", source=cfg.data_source, limit=cfg.n_train, verbose=verbose)
-    x_te, y_te = data.load(ds.name, "test", source=cfg.data_source, limit=cfg.n_test, verbose=verbose)
-    model = build_classifier(arch, input_shape=ds.image_shape, num_classes=ds.num_classes)
-    hist = train_classifier(model, x, y, epochs=cfg.classifier_epochs, batch_size=cfg.batch_size,
-                            verbose=2 if verbose else 0, seed=cfg.seed)
-    acc = accuracy(model, x_te, y_te)
-    if verbose:
-        print(f"[advlab.classifiers] {arch} on {ds.name}: clean test accuracy {acc:.2%} "
-              f"on {len(y_te)} test images")
-    save_classifier(model, path, metadata={
-        "dataset": ds.name, "arch": arch, "source": cfg.data_source, "n_train": len(x),
-        "epochs": cfg.classifier_epochs, "seed": cfg.seed, "test_accuracy": acc,
-        "n_test": len(y_te), "train_seconds": hist.history["train_seconds"],
-        "fingerprint": fingerprint(model)})
-    return model
+            return None
+        if verbose:
+            meta = path.with_suffix(".json")
+            acc = json.loads(meta.read_text()).get("test_accuracy") if meta.is_file() else None
+            print(f"[advlab.classifiers] loaded {arch} for {ds.name} from {path}"
+                  + (f" (clean test accuracy {acc:.2%})" if acc is not None else ""))
+        return model
+
+    def train():
+        x_te, y_te = data.load(ds.name, "test", source=cfg.data_source, limit=cfg.n_test, verbose=verbose)
+        model = build_classifier(arch, input_shape=ds.image_shape, num_classes=ds.num_classes)
+        hist = train_classifier(model, x, y, epochs=cfg.classifier_epochs, batch_size=cfg.batch_size,
+                                verbose=2 if verbose else 0, seed=cfg.seed)
+        acc = accuracy(model, x_te, y_te)
+        if verbose:
+            print(f"[advlab.classifiers] {arch} on {ds.name}: clean test accuracy {acc:.2%} "
+                  f"on {len(y_te)} test images")
+        save_classifier(model, path, metadata={
+            "dataset": ds.name, "arch": arch, "source": cfg.data_source, "n_train": len(x),
+            "epochs": cfg.classifier_epochs, "seed": cfg.seed, "test_accuracy": acc,
+            "n_test": len(y_te), "train_seconds": hist.history["train_seconds"],
+            "fingerprint": fingerprint(model)})
+        return model
+
+    from advlab.io.cache import get_or_compute
+
+    return get_or_compute(path, train, load, refresh=retrain)
+

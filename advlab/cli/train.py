@@ -79,7 +79,9 @@ def _timings(out: Path, **new) -> dict:
     path = out / "timings.json"
     data = json.loads(path.read_text()) if path.is_file() else {}
     data.update(new)
-    path.write_text(json.dumps(data, indent=2))
+    from advlab.io.cache import save_json_atomic
+
+    save_json_atomic(path, data)
     return data
 
 

@@ -132,8 +132,9 @@ def rows(result: dict) -> list[dict]:
     return out
 
 
-def save_evaluation(result: dict, name: str, folder=None) -> dict:
-    """Save ``result`` as ``name.json`` and its :func:`rows` as ``name.csv``; returns both paths."""
+def save_evaluation(result: dict, name: str, folder=None, config=None) -> dict:
+    """Save ``result`` as ``name.json`` and its :func:`rows` as ``name.csv``; returns both paths.
+    ``config``: the run's config, whose digest goes into the JSON's provenance block."""
     from advlab.io.results import save_csv, save_json
 
-    return {"json": save_json(result, name, folder), "csv": save_csv(rows(result), name, folder)}
+    return {"json": save_json(result, name, folder, config=config), "csv": save_csv(rows(result), name, folder)}

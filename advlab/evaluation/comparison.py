@@ -64,26 +64,27 @@ def build_defence(name: str, lab, plan: ComparisonPlan):
         return p, (secs * stats["epochs"] if secs is not None else float("nan"))
     if name not in LEARNED:
         raise ValueError(f"Unknown defence {name!r}; choose from {DEFENCES}.")
-    key = f"{lab.tag}_{lab.arch}_{'+'.join(plan.learned_attacks)}"
-    cap_key = f"{lab.tag}_{lab.arch}_{'+'.join(plan.capgan_attacks)}"
+    params = lambda attacks: {a: lab.attack_params(a) for a in attacks}  # noqa: E731
+    key = lab.content_key(attacks=plan.learned_attacks, attack_params=params(plan.learned_attacks),
+                          epochs=plan.ae_epochs)
+    cap_key = lab.content_key(attacks=plan.capgan_attacks, attack_params=params(plan.capgan_attacks),
+                              epochs=plan.capgan_epochs, pairs=plan.capgan_pairs, filters=plan.capgan_filters)
     if name.startswith("autoencoder"):
         from advlab.purifiers import autoencoder as ae
 
-        folder = cache_dir("experiments", "defences", f"ae_{key}_ep{plan.ae_epochs}")
+        folder = cache_dir("experiments", "defences", f"ae_{lab.dataset}_ep{plan.ae_epochs}_{key}")
         p = ae.load_autoencoder(folder)
         if p is None:
             x_adv, x_clean = lab.training_pairs(plan.learned_attacks)
             p = ae.train_autoencoder(x_adv, x_clean, epochs=plan.ae_epochs, batch_size=lab.cfg.batch_size,
-                                     seed=lab.cfg.seed, verbose=2 if lab.verbose else 0)
-            ae.save_autoencoder(p, folder)
+                                     seed=lab.cfg.seed, verbose=2 if lab.verbose else 0, out_dir=folder)
         if name == "autoencoder_noisy":
             p = ae.with_inference_noise(p)
         p.name = name
         return p, p.train_seconds
     from advlab.purifiers import capgan
 
-    folder = cache_dir("experiments", "defences",
-                       f"capgan_{cap_key}_ep{plan.capgan_epochs}_n{plan.capgan_pairs}_f{plan.capgan_filters}")
+    folder = cache_dir("experiments", "defences", f"capgan_{lab.dataset}_ep{plan.capgan_epochs}_{cap_key}")
     x_adv, x_clean = ((None, None) if capgan.load_capgan(folder)
                       else lab.training_pairs(plan.capgan_attacks, limit=plan.capgan_pairs))
     if x_adv is None:
@@ -142,11 +143,28 @@ def _accuracy(model, purifier, x, y, batch_size):
     return 100.0 * float(np.mean(predict_labels(model, purifier(x, batch_size=batch_size), batch_size) == y))
 
 
-def _state(name):
+def _state(lab, plan: ComparisonPlan, x, y):
+    """The resume file of a comparison: keyed by the content of the test images, classifier,
+    config and the evaluation settings (not the defences: each defence's cells are keyed by its
+    own content, :func:`defence_key`, so adding one keeps the others)."""
     from advlab.experiments.pipeline import checkpoint_path
+    from advlab.io.cache import array_digest
 
-    path = checkpoint_path(name)
+    evaluation = {k: getattr(plan, k) for k in ("n_adaptive", "n_adaptive_slow", "slow_ms", "eot_samples",
+                                                "print_scan_strength", "channel_attack")}
+    attacks = plan.gray_attacks + plan.adaptive_attacks + (plan.channel_attack,)
+    key = lab.content_key(("test",), images=array_digest(x, y), evaluation=evaluation,
+                          attack_params={a: lab.attack_params(a) for a in attacks})
+    path = checkpoint_path(f"10_defences_{lab.dataset}_{lab.arch}_{lab.cfg.scale}_{key}")
     return path, (json.loads(path.read_text()) if path.is_file() else {})
+
+
+def defence_key(name: str, purifier) -> str:
+    """A defence's cells in the resume file: its name and its content (weights, or settings for a
+    classical one), so two ``--cgan-run`` folders never share resumed cells."""
+    from advlab.io.cache import purifier_digest
+
+    return f"{name}:{purifier_digest(purifier)}"
 
 
 def run_comparison(lab, plan: ComparisonPlan | None = None, progress: bool = True, save: bool = True) -> Comparison:
@@ -155,6 +173,7 @@ def run_comparison(lab, plan: ComparisonPlan | None = None, progress: bool = Tru
 
     from advlab.evaluation import adaptive, transforms
     from advlab import evaluation
+    from advlab.io.cache import save_json_atomic
 
     plan = plan or plan_for(lab.cfg)
     n = len(lab.x_test) if plan.n_eval is None else min(plan.n_eval, len(lab.x_test))
@@ -162,13 +181,14 @@ def run_comparison(lab, plan: ComparisonPlan | None = None, progress: bool = Tru
     gray = {a: lab.adversarial(a)[:n] for a in dict.fromkeys(plan.gray_attacks + (plan.channel_attack,))}
     channelled = {c: transforms.apply(c, gray[plan.channel_attack], seed=lab.cfg.seed,
                                       strength=plan.print_scan_strength) for c in plan.channels}
-    state_path, state = _state(f"10_defences_{lab.tag}_{lab.arch}_{lab.cfg.scale}")
+    state_path, state = _state(lab, plan, x, y)
     cells, rows = [], []
     bar = tqdm(plan.defences, desc="defences", disable=not progress)
     for name in bar:
         bar.set_postfix_str(name)
         purifier, train_s = build_defence(name, lab, plan)
-        done = state.get(name, {})
+        resume_key = defence_key(name, purifier)
+        done = state.get(resume_key, {})
         row = {"defence": name}
 
         def cell(mode, attack, n_used, compute, note=""):
@@ -176,8 +196,8 @@ def run_comparison(lab, plan: ComparisonPlan | None = None, progress: bool = Tru
             if key not in done:
                 t0 = time.perf_counter()
                 done[key] = {"acc": compute(), "n": n_used, "note": note, "seconds": time.perf_counter() - t0}
-                state[name] = done
-                state_path.write_text(json.dumps(state, indent=1))
+                state[resume_key] = done
+                save_json_atomic(state_path, state, indent=1)
             row[key] = done[key]["acc"]
             cells.append({"defence": name, "mode": mode, "attack": attack, **done[key]})
 

@@ -12,8 +12,6 @@ experiment uses. Smoke plans are small enough for CI; full plans are the papers'
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,12 +48,6 @@ def resolve_perceptual(spec: str = "auto", verbose: bool = True) -> str:
     return "classifier"
 
 
-def _digest(obj) -> str:
-    from advlab.io.results import _jsonable
-
-    return hashlib.sha256(json.dumps(_jsonable(obj), sort_keys=True).encode()).hexdigest()[:12]
-
-
 @dataclass
 class Lab:
     """Data, target classifier and caches for experiments on one dataset."""
@@ -79,10 +71,26 @@ class Lab:
 
     @property
     def tag(self) -> str:
-        """Identifies data + classifier in cache keys and result names."""
+        """A readable label of the data and classifier settings (cache keys use :meth:`content_key`)."""
         c = self.cfg
         return (f"{self.dataset}_{c.data_source}_tr{c.n_train or 'all'}_te{c.n_test or 'all'}"
                 f"_e{c.classifier_epochs}_s{c.seed}")
+
+    def split(self, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+        """``(x, y)`` of ``split`` ("train" or "test")."""
+        return (self.x_test, self.y_test) if split == "test" else (self.x_train, self.y_train)
+
+    def content_key(self, splits: Sequence[str] = ("train",), **parts) -> str:
+        """A cache key of what this lab is made of: the images and labels of ``splits``, the target
+        classifier's weights, the config (its ``n_test``, which no training depends on, left out
+        when only "train" is named), and ``parts``; never a name or an object's identity."""
+        from advlab.io.cache import array_digest, cache_key, plain, weights_digest
+
+        cfg = plain(self.cfg)
+        if list(splits) == ["train"] and isinstance(cfg, dict):
+            cfg.pop("n_test", None)
+        data = [a for s in splits for a in self.split(s)]
+        return cache_key(data=array_digest(*data), classifier=weights_digest(self.classifier), cfg=cfg, **parts)
 
     def attack_params(self, attack: str, **overrides) -> dict:
         from advlab import attacks
@@ -113,7 +121,7 @@ class Lab:
         from advlab import attacks
 
         arch = arch or self.arch
-        x, y = (self.x_test, self.y_test) if split == "test" else (self.x_train, self.y_train)
+        x, y = self.split(split)
         if part is not None:
             x, y = x[part], y[part]
         t0 = time.perf_counter()
@@ -128,20 +136,45 @@ class Lab:
         return result.x_adv
 
     def attack_fn(self, split: str = "test"):
-        """``(name, model, x, y, **params) -> x_adv`` for the runners. Cached (see
-        :meth:`adversarial`) when ``x`` is this lab's split and no parameter is overridden;
-        sweeps, which override eps / iterations, attack afresh (their results are checkpointed)."""
+        """``(name, model, x, y, **params) -> x_adv`` for the runners, cached by content (see
+        :meth:`adversarial`) when no parameter is overridden: a copy, a slice or a reordering of
+        this lab's split is cut from the split's cached set, other images get their own cached
+        set. Sweeps, which override eps / iterations, attack afresh (their results are
+        checkpointed)."""
         def fn(name, model, x, y, **params):
-            by_model = {id(m): a for a, m in self._models.items()}
-            by_model[id(self.classifier)] = self.arch
-            own = self.x_test if split == "test" else self.x_train
-            if id(model) in by_model and x is own and not params:
-                return self.adversarial(name, split, arch=by_model[id(model)])
             from advlab import attacks
 
-            return attacks.attack(name, model, x, y, batch_size=self.cfg.batch_size, progress=False,
-                                  seed=self.cfg.seed, **self.attack_params(name, **params))
+            if params:
+                return attacks.attack(name, model, x, y, batch_size=self.cfg.batch_size, progress=False,
+                                      seed=self.cfg.seed, **self.attack_params(name, **params))
+            rows = self._cached_rows(name, model, split, x, y)
+            if rows is not None:
+                return rows
+            return attacks.adversarial_set(self.dataset, split, name, model, x, y, preset=self.preset, cfg=self.cfg,
+                                           batch_size=self.cfg.batch_size, seed=self.cfg.seed,
+                                           progress=self.verbose, verbose=False).x_adv
         return fn
+
+    def _cached_rows(self, name: str, model, split: str, x, y) -> np.ndarray | None:
+        """``x_adv`` of ``(x, y)`` taken from the finished cached ``name`` set of the whole split
+        against ``model``, when every (image, label) pair of ``x`` is one of the split's; else None."""
+        from advlab import attacks
+        from advlab.io.cache import row_digests
+
+        own_x, own_y = self.split(split)
+        x = np.asarray(x, np.float32)
+        y = np.asarray(y).astype(np.int64).reshape(-1)
+        if len(x) > len(own_x) or x.shape[1:] != own_x.shape[1:] or len(x) != len(y):
+            return None
+        whole = attacks.adversarial_set(self.dataset, split, name, model, own_x, own_y, preset=self.preset,
+                                        cfg=self.cfg, batch_size=self.cfg.batch_size, seed=self.cfg.seed,
+                                        verbose=False, only_cached=True)
+        if whole is None:
+            return None
+        index = {d: i for i, d in enumerate(row_digests(np.asarray(own_x, np.float32),
+                                                        np.asarray(own_y).astype(np.int64).reshape(-1)))}
+        rows = [index.get(d) for d in row_digests(x, y)]
+        return None if None in rows else whole.x_adv[rows]
 
     def training_pairs(self, attacks: str | Sequence[str], limit: int | None = None, stack: bool = False):
         """(x_adv, x_clean) training pairs on the first ``limit`` training images (default: all).
@@ -185,11 +218,9 @@ class Lab:
         stack = bool(stack) and len(names) > 1
         label = names[0] if len(names) == 1 else ("versatile_all" if stack else "versatile")
         train_kwargs["perceptual"] = resolve_perceptual(train_kwargs.get("perceptual", "auto"), self.verbose)
-        key = f"{self.tag}_{self.arch}_{'+'.join(names)}_b{blocks}_ep{epochs}_{_digest(train_kwargs)}"
-        if n_pairs is not None:
-            key += f"_n{int(n_pairs)}"
-        if stack:
-            key += "_stack"
+        key = f"{self.dataset}_{self.arch}_{label}_b{blocks}_ep{epochs}_" + self.content_key(
+            attacks=names, attack_params={a: self.attack_params(a) for a in names}, blocks=blocks, epochs=epochs,
+            train_kwargs=train_kwargs, n_pairs=n_pairs, stack=stack)
         purifier, stats = load_or_train(self, names, key, blocks, epochs, name=f"M_{label}", n_pairs=n_pairs,
                                         stack=stack, **train_kwargs)
         return (purifier, stats) if return_stats else purifier

@@ -3,7 +3,9 @@
 Full-scale tables take hours on a CPU; if a run is interrupted, rerunning the same command
 loads the checkpoint and computes only the missing cells. A checkpoint remembers a
 *fingerprint* of the run (rows, columns, number of images, ...); a checkpoint from a
-different run is not reused (a message says so) and is overwritten.
+different run is not reused (a message says so) and is overwritten. The file's name is chosen
+by content (:meth:`advlab.experiments.pipeline.Lab.content_key`), and every write is atomic
+(:func:`advlab.io.cache.save_json_atomic`).
 """
 from __future__ import annotations
 
@@ -43,10 +45,10 @@ class Checkpoint:
         *key, value = key_and_value
         self.cells[self._key(key)] = value
         if self.path is not None:
-            from advlab.io.results import save_json
+            from advlab.io.cache import save_json_atomic
+            from advlab.io.results import _jsonable
 
-            save_json({"fingerprint": self.fingerprint, "cells": self.cells},
-                      self.path.name, self.path.parent)
+            save_json_atomic(self.path, _jsonable({"fingerprint": self.fingerprint, "cells": self.cells}))
 
     def __len__(self) -> int:
         return len(self.cells)

@@ -180,12 +180,15 @@ def plot_eps_sweep(rows: Sequence[Mapping], title: str = ""):
     return fig
 
 
-def save_sweep(rows: Sequence[Mapping], name: str, fig=None, folder: str | Path | None = None) -> dict[str, Path]:
-    """Save ``<name>.json`` / ``<name>.csv`` (and ``<name>.png`` if ``fig``) into figures/."""
+def save_sweep(rows: Sequence[Mapping], name: str, fig=None, folder: str | Path | None = None,
+               config=None) -> dict[str, Path]:
+    """Save ``<name>.json`` / ``<name>.csv`` (and ``<name>.png`` if ``fig``) into figures/;
+    ``config`` (the run's config) is digested into the JSON's provenance block."""
     from advlab.io import results
     from advlab import viz
 
-    out = {"json": results.save_json(list(rows), name, folder), "csv": results.save_csv(rows, name, folder)}
+    out = {"json": results.save_json(list(rows), name, folder, config=config),
+           "csv": results.save_csv(rows, name, folder)}
     if fig is not None:
         out["png"] = viz.savefig(fig, name, folder)
     return out

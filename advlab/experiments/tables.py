@@ -25,28 +25,23 @@ def versatile_purifier(lab: Lab, plan: Plan | None = None):
 
 
 def _state(name: str, lab: Lab, plan: Plan):
-    """Checkpoint file of one table: keyed by data, classifier, config and plan, so a changed
-    setting starts a fresh table instead of mixing old and new cells."""
-    from dataclasses import asdict
-
-    from advlab.experiments.pipeline import _digest
-
-    return checkpoint_path(f"{name}_{lab.tag}_{_digest([asdict(plan), asdict(lab.cfg), lab.arch])}")
+    """Checkpoint file of one table: keyed by the content of the data and classifier, the config
+    and the plan, so a changed setting starts a fresh table instead of mixing old and new cells."""
+    return checkpoint_path(f"{name}_" + lab.content_key(("train", "test"), plan=plan, arch=lab.arch))
 
 
 def purifier_key(purifier) -> str:
-    """``purifier.name`` plus a digest of its weights (when it has a Keras ``model``), so a table's
-    resumable state never reuses cells measured with another purifier of the same name (e.g. two
-    ``--purifier-run`` folders both loaded as ``M_tableI``)."""
-    import hashlib
+    """``purifier.name`` plus a digest of its content (:func:`advlab.io.cache.purifier_digest`),
+    so a table's resumable state never reuses cells measured with another purifier of the same
+    name (e.g. two ``--purifier-run`` folders both loaded as ``M_tableI``)."""
+    from advlab.io.cache import purifier_digest
 
-    model = getattr(purifier, "model", None)
-    if model is None or not hasattr(model, "get_weights"):
-        return purifier.name
-    h = hashlib.sha1()
-    for w in model.get_weights():
-        h.update(w.tobytes())
-    return f"{purifier.name}_{h.hexdigest()[:10]}"
+    return f"{purifier.name}_{purifier_digest(purifier)}"
+
+
+def _config(lab: Lab, plan: Plan) -> dict:
+    """What a table's provenance digests: the lab's config, its classifier and the plan."""
+    return {"cfg": lab.cfg, "arch": lab.arch, "plan": plan}
 
 
 def _name(prefix: str, lab: Lab) -> str:
@@ -97,7 +92,7 @@ def run_transfer(lab: Lab, plan: Plan | None = None, source_attacks=None, progre
     rows = generalizability.transfer_table(purifier, targets, lab.x_test, lab.y_test, plan.transfer_attacks,
                                            source=lab.arch, attack_fn=lab.attack_fn("test"),
                                            checkpoint=_state(name, lab, plan), progress=progress)
-    results.save_json(rows, name)
+    results.save_json(rows, name, config=_config(lab, plan))
     results.save_csv(rows, name)
     return rows
 
@@ -119,11 +114,13 @@ def run_sweeps(lab: Lab, plan: Plan | None = None, purifier=None, progress: bool
     it_rows = sweeps.iteration_sweep(lab.classifier, purifier, x, y, attacks=plan.sweep_attacks,
                                      iterations=plan.sweep_iterations, eps_values=plan.sweep_eps, attack_fn=fn,
                                      checkpoint=_state(f"{it_name}_{key}", lab, plan), progress=progress)
-    sweeps.save_sweep(it_rows, it_name, sweeps.plot_iteration_sweep(it_rows, f"{lab.dataset}: {purifier.name}"))
+    sweeps.save_sweep(it_rows, it_name, sweeps.plot_iteration_sweep(it_rows, f"{lab.dataset}: {purifier.name}"),
+                      config=_config(lab, plan))
     eps_rows = sweeps.eps_sweep(lab.classifier, purifier, x, y, attacks=plan.sweep_attacks, eps_values=plan.eps_grid,
                                 nb_iter=lab.cfg.attack_iters, attack_fn=fn,
                                 checkpoint=_state(f"{eps_name}_{key}", lab, plan), progress=progress)
-    sweeps.save_sweep(eps_rows, eps_name, sweeps.plot_eps_sweep(eps_rows, f"{lab.dataset}: {purifier.name}"))
+    sweeps.save_sweep(eps_rows, eps_name, sweeps.plot_eps_sweep(eps_rows, f"{lab.dataset}: {purifier.name}"),
+                      config=_config(lab, plan))
     return it_rows, eps_rows
 
 
@@ -150,7 +147,7 @@ def run_ablation(lab: Lab, plan: Plan | None = None, progress: bool = True):
         r.update({f"no_defence_{a}": v for a, v in none.items()})
     sweeps.save_sweep(rows, name, ablation.plot_ablation(
         [{k: v for k, v in r.items() if not k.startswith("no_defence")} for r in rows],
-        f"{lab.dataset}: residual blocks ({epochs} epochs)"))
+        f"{lab.dataset}: residual blocks ({epochs} epochs)"), config=_config(lab, plan))
     return rows
 
 
@@ -166,7 +163,7 @@ def run_grids(lab: Lab, plan: Plan | None = None, purifier=None, attacks=None):
     x_adv = {a: lab.adversarial(a) for a in (attacks or plan.test_attacks)}
     q_name = _name("09_quality", lab)
     rows = grids.restoration_quality(lab.x_test, x_adv, purifier)
-    results.save_json(rows, q_name)
+    results.save_json(rows, q_name, config=_config(lab, plan))
     results.save_csv(rows, q_name)
     viz.savefig(grids.quality_bars(rows, f"{lab.dataset}: attacked vs restored ({purifier.name})"), q_name)
     paths = grids.save_before_after_grids(lab.classifier, purifier, lab.x_test, lab.y_test, x_adv, n=plan.grid_n,

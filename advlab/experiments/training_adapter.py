@@ -29,6 +29,7 @@ def load_or_train(lab, names, key: str, blocks: int, epochs: int, name: str, n_p
                   stack: bool = False, **train_kwargs):
     """Return ``(purifier, stats)``: loaded if trained before, else trained now (and saved)."""
     from advlab.config import CGANConfig
+    from advlab.io.cache import save_json_atomic
     from advlab.io.paths import cache_dir
     from advlab.purifiers import residual_cgan
     from advlab.training import train_purifier
@@ -53,5 +54,5 @@ def load_or_train(lab, names, key: str, blocks: int, epochs: int, name: str, n_p
     stats["n_pairs"] = int(len(x_adv))
     purifier.name = name
     purifier.trainer = None          # keep only the generator in memory
-    stats_path.write_text(json.dumps(stats, indent=2))
+    save_json_atomic(stats_path, stats)
     return purifier, stats

@@ -1,1 +1,2 @@
-"""Files in and out: datasets, output folders, JSON/CSV results, seeds, the environment."""
+"""Files in and out: datasets, output folders, JSON/CSV results (with provenance), content-keyed
+caches with atomic writes and locks, seeds, the environment."""

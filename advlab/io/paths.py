@@ -3,7 +3,8 @@
 * Figures and their JSON/CSV tables go to ``figures/`` at the repository root when advlab runs
   from a checkout, else ``~/advlab/figures``. Override with ``ADVLAB_FIGURES_DIR``.
 * Trained classifiers and adversarial sets are cached in ``.cache/`` at the repository root
-  (or ``~/.cache/advlab``). Override with ``ADVLAB_CACHE_DIR``.
+  (or ``~/.cache/advlab``). Override with ``ADVLAB_CACHE_DIR``. Entries are named and written
+  by :mod:`advlab.io.cache` (their lock files in ``.cache/locks``).
 """
 from __future__ import annotations
 

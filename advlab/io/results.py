@@ -36,17 +36,39 @@ def output_path(name: str, suffix: str, folder: str | Path | None = None) -> Pat
     return folder / (name if name.endswith(suffix) else name + suffix)
 
 
-def save_json(obj, name: str, folder: str | Path | None = None) -> Path:
-    """Write ``obj`` (numpy values allowed) as pretty JSON into ``folder`` (default figures/)."""
+def save_json(obj, name: str, folder: str | Path | None = None, *, config=None, started=None) -> Path:
+    """Write ``obj`` (numpy values allowed) as pretty JSON into ``folder`` (default figures/).
+
+    The file carries one more key, ``provenance`` (:func:`advlab.io.provenance.provenance`):
+    command line, digest of ``config`` (the run's resolved config, if the caller has one),
+    git commit, package versions, device, and start (``started``, default: when the process
+    started) and end time. A list is saved as ``{"rows": [...], "provenance": {...}}``.
+    :func:`load_json` returns ``obj`` as it was given, without the block.
+    """
+    from advlab.io.cache import save_text_atomic
+    from advlab.io.provenance import provenance
+
+    data = _jsonable(obj)
+    block = provenance(config=config, started=started)
+    if isinstance(data, dict):
+        if "provenance" in data:
+            raise ValueError("save_json adds the key 'provenance' itself; rename that key of obj.")
+        data = {**data, "provenance": block}
+    else:
+        data = {"rows": data, "provenance": {**block, "wrapped": "rows"}}
     path = output_path(name, ".json", folder)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(_jsonable(obj), indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
-    return path
+    return save_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def load_json(name: str, folder: str | Path | None = None):
-    return json.loads(output_path(name, ".json", folder).read_text())
+    """What :func:`save_json` was given (its ``provenance`` block left out; see
+    :func:`advlab.io.provenance.read_provenance`)."""
+    data = json.loads(output_path(name, ".json", folder).read_text())
+    if isinstance(data, dict) and isinstance(data.get("provenance"), dict):
+        block = data.pop("provenance")
+        if block.get("wrapped") == "rows" and set(data) == {"rows"}:
+            return data["rows"]
+    return data
 
 
 def save_csv(rows: Iterable[Mapping], name: str, folder: str | Path | None = None) -> Path:
@@ -56,8 +78,12 @@ def save_csv(rows: Iterable[Mapping], name: str, folder: str | Path | None = Non
     columns: list[str] = []
     for r in rows:
         columns += [k for k in r if k not in columns]
-    with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    from advlab.io.cache import atomic_write
+
+    return atomic_write(path, write)

@@ -23,6 +23,8 @@ from keras import layers
 
 from advlab.purifiers import KerasPurifier
 
+MODEL_FILE = "autoencoder.keras"
+
 
 @keras.saving.register_keras_serializable(package="advlab")
 class LatentNoise(layers.Layer):
@@ -98,25 +100,49 @@ class AutoencoderPurifier(KerasPurifier):
 def train_autoencoder(x_adv, x_clean, epochs: int = 5, batch_size: int = 128, lr: float = 1e-3,
                       validation_split: float = 0.0, noise_std: float = 0.1,
                       noise_at_inference: bool = False, filters=(32, 64), seed: int = 0,
-                      verbose: int = 0, model: keras.Model | None = None) -> AutoencoderPurifier:
+                      verbose: int = 0, model: keras.Model | None = None, out_dir=None) -> AutoencoderPurifier:
     """Fit the auto-encoder on pairs (adversarial -> clean) with MSE; returns the purifier.
 
     ``x_adv`` and ``x_clean`` are aligned NHWC batches in [0, 1] (e.g. from
     ``advlab.attacks.composite``). Training time is kept on ``purifier.train_seconds``.
+    With ``out_dir`` (a :class:`~advlab.training.runfolder.RunFolder`) the model and optimizer are
+    checkpointed every epoch, an interrupted run resumes there, and a finished run is loaded
+    (as :func:`load_autoencoder` does) instead of retrained; a folder holding another run
+    (other pairs or settings) raises ``ValueError``.
     """
     from advlab.evaluation.transforms import check_images
+    from advlab.io.cache import array_digest, weights_digest
+    from advlab.training.runfolder import RunFolder
 
     x_adv, x_clean = check_images(x_adv, "x_adv"), check_images(x_clean, "x_clean")
     if x_adv.shape != x_clean.shape:
         raise ValueError(f"x_adv {x_adv.shape} and x_clean {x_clean.shape} must be aligned pairs.")
+    settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "validation_split": validation_split,
+                "noise_std": noise_std, "noise_at_inference": noise_at_inference, "filters": list(filters),
+                "seed": seed}
     keras.utils.set_random_seed(seed)
     model = model or build_autoencoder(x_adv.shape[1:], filters=filters, noise_std=noise_std,
                                        noise_at_inference=noise_at_inference)
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="mse")
-    start = time.perf_counter()
-    model.fit(x_adv, x_clean, epochs=epochs, batch_size=batch_size, shuffle=True,
-              validation_split=validation_split, verbose=verbose)
-    return AutoencoderPurifier(model, train_seconds=time.perf_counter() - start)
+    fit = dict(epochs=epochs, batch_size=batch_size, shuffle=True, validation_split=validation_split,
+               verbose=verbose)
+    if out_dir is None:
+        start = time.perf_counter()
+        model.fit(x_adv, x_clean, **fit)
+        return AutoencoderPurifier(model, train_seconds=time.perf_counter() - start)
+    run = RunFolder(out_dir, {"learner": "autoencoder", "config": settings, "initial_weights": weights_digest(model),
+                              "data": {"shape": list(x_adv.shape), "digest": array_digest(x_adv, x_clean)}})
+    with run.lock():
+        run.check_or_write_fingerprint()
+        done = load_autoencoder(run.path)
+        if done is not None:
+            return done
+        initial_epoch, callbacks = run.resumable(
+            {"model": model, "optimizer": model.optimizer}, extra={"config": settings, "pairs": len(x_adv)},
+            build=lambda: model.optimizer.build(model.trainable_variables))
+        model.fit(x_adv, x_clean, initial_epoch=initial_epoch, callbacks=callbacks, **fit)
+        run.save_model(model, MODEL_FILE)
+        return AutoencoderPurifier(model, train_seconds=run.train_info().get("train_time_s"))
 
 
 def with_inference_noise(purifier: AutoencoderPurifier, stddev: float | None = None) -> AutoencoderPurifier:
@@ -132,24 +158,22 @@ def with_inference_noise(purifier: AutoencoderPurifier, stddev: float | None = N
 
 
 def save_autoencoder(purifier: AutoencoderPurifier, folder) -> None:
-    """``autoencoder.keras`` + ``train_info.json`` in ``folder``."""
-    import json
-    from pathlib import Path
+    """``autoencoder.keras`` + ``train_info.json`` in ``folder`` (a run folder)."""
+    from advlab.training.runfolder import RunFolder
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    purifier.model.save(folder / "autoencoder.keras")
-    (folder / "train_info.json").write_text(json.dumps({"train_time_s": purifier.train_seconds}))
+    run = RunFolder(folder)
+    run.save_model(purifier.model, MODEL_FILE)
+    run.record_wall_clock(purifier.train_seconds or 0.0, fresh=True)
 
 
 def load_autoencoder(folder, name: str = "autoencoder") -> AutoencoderPurifier | None:
-    """The purifier saved by :func:`save_autoencoder`, or ``None`` if ``folder`` has none."""
-    import json
-    from pathlib import Path
+    """The purifier saved in ``folder`` (:func:`save_autoencoder`, a finished
+    :func:`train_autoencoder` run), or ``None`` if ``folder`` has none."""
+    from advlab.training.runfolder import RunFolder
 
-    folder = Path(folder)
-    if not (folder / "autoencoder.keras").is_file() or not (folder / "train_info.json").is_file():
+    run = RunFolder(folder)
+    path = run.finished_model(MODEL_FILE)
+    if path is None:
         return None
-    model = keras.models.load_model(folder / "autoencoder.keras", compile=False)
-    info = json.loads((folder / "train_info.json").read_text())
-    return AutoencoderPurifier(model, name=name, train_seconds=info.get("train_time_s"))
+    model = keras.models.load_model(path, compile=False)
+    return AutoencoderPurifier(model, name=name, train_seconds=run.train_info().get("train_time_s"))

@@ -251,44 +251,16 @@ class CAPGANPurifier(KerasPurifier):
         return np.asarray(self.generator(np.asarray(x, np.float32), training=False)[2])
 
 
-class _EpochCheckpoint(keras.callbacks.Callback):
-    """Saves all four networks, both optimizers and the epoch after every epoch."""
-
-    def __init__(self, folder, trainer):
-        super().__init__()
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
-        self.ckpt = tf.train.Checkpoint(g_ac=trainer.g_ac, g_ca=trainer.g_ca, d_a=trainer.d_a,
-                                        d_c=trainer.d_c, g_opt=trainer.g_optimizer,
-                                        d_opt=trainer.d_optimizer, epoch=self.epoch)
-        self.manager = tf.train.CheckpointManager(self.ckpt, str(folder), max_to_keep=1)
-        self.trainer = trainer
-
-    def restore(self) -> int:
-        if self.manager.latest_checkpoint is None:
-            return 0
-        for opt, nets in ((self.trainer.g_optimizer, (self.trainer.g_ac, self.trainer.g_ca)),
-                          (self.trainer.d_optimizer, (self.trainer.d_a, self.trainer.d_c))):
-            opt.build(nets[0].trainable_variables + nets[1].trainable_variables)
-        self.ckpt.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
-        return int(self.epoch.numpy())
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch.assign(epoch + 1)
-        self.manager.save()
-
-
 def load_capgan(folder, name: str = "cap_gan") -> CAPGANPurifier | None:
     """The purifier saved by a finished :func:`train_capgan` run in ``folder``, else ``None``."""
-    import json
-    from pathlib import Path
+    from advlab.training.runfolder import RunFolder
 
-    folder = Path(folder)
-    info = folder / "train_info.json"
-    if not ((folder / "generator.keras").is_file() and info.is_file()):
+    run = RunFolder(folder)
+    path = run.finished_model("generator.keras")
+    if path is None:
         return None
-    meta = json.loads(info.read_text())
-    gen = keras.models.load_model(folder / "generator.keras", compile=False)
-    return CAPGANPurifier(gen, name=name, train_seconds=meta.get("train_time_s"))
+    gen = keras.models.load_model(path, compile=False)
+    return CAPGANPurifier(gen, name=name, train_seconds=run.train_info().get("train_time_s"))
 
 
 def train_capgan(x_adv, x_clean, classifier, epochs: int = 2, batch_size: int = 128, lr: float = 1e-4,
@@ -298,20 +270,35 @@ def train_capgan(x_adv, x_clean, classifier, epochs: int = 2, batch_size: int = 
     """Train CAP-GAN on aligned pairs and return the A -> C generator as a purifier.
 
     ``classifier`` is the target model f (frozen, returns logits). ``weights`` may set
-    ``w_adv``, ``w_cam``, ``w_rec``. With ``out_dir``, all networks and optimizers are
-    checkpointed after every epoch and an interrupted run resumes there; a finished run writes
-    ``generator.keras`` and ``train_info.json`` (training seconds summed over sessions).
+    ``w_adv``, ``w_cam``, ``w_rec``. With ``out_dir`` (a :class:`~advlab.training.runfolder.RunFolder`),
+    all networks and optimizers are checkpointed after every epoch and an interrupted run
+    resumes there; a finished run writes ``generator.keras`` and ``train_info.json`` (training
+    seconds summed over sessions) and is loaded, not retrained. A folder holding another run
+    (other data, settings or classifier) raises ``ValueError``.
     """
-    import json
-    from pathlib import Path
-
     from advlab.evaluation.transforms import check_images
+    from advlab.io.cache import array_digest, weights_digest
+    from advlab.training.runfolder import RunFolder
 
     x_adv, x_clean = check_images(x_adv, "x_adv"), check_images(x_clean, "x_clean")
     if x_adv.shape != x_clean.shape:
         raise ValueError(f"x_adv {x_adv.shape} and x_clean {x_clean.shape} must be aligned pairs.")
-    if out_dir is not None and (done := load_capgan(out_dir)) is not None:
-        return done
+    settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "base_filters": base_filters,
+                "n_res": n_res, "alpha": alpha, "temperature": temperature, "seed": seed, **weights}
+    if out_dir is None:
+        return _train(x_adv, x_clean, classifier, settings, run_eagerly, verbose, run=None)
+    run = RunFolder(out_dir, {"learner": "cap_gan", "config": settings, "classifier": weights_digest(classifier),
+                              "data": {"shape": list(x_adv.shape), "digest": array_digest(x_adv, x_clean)}})
+    with run.lock():
+        run.check_or_write_fingerprint()
+        done = load_capgan(run.path)
+        return done or _train(x_adv, x_clean, classifier, settings, run_eagerly, verbose, run=run)
+
+
+def _train(x_adv, x_clean, classifier, settings: dict, run_eagerly: bool, verbose: int, run) -> CAPGANPurifier:
+    s = dict(settings)
+    epochs, batch_size, lr, seed = s.pop("epochs"), s.pop("batch_size"), s.pop("lr"), s.pop("seed")
+    base_filters, n_res = s.pop("base_filters"), s.pop("n_res")
     keras.utils.set_random_seed(seed)
     shape = x_adv.shape[1:]
     trainer = CAPGANTrainer(
@@ -319,33 +306,27 @@ def train_capgan(x_adv, x_clean, classifier, epochs: int = 2, batch_size: int = 
         build_generator(shape, base_filters, n_res=n_res, name="g_ca"),
         build_discriminator(shape, base_filters, name="d_a"),
         build_discriminator(shape, base_filters, name="d_c"),
-        classifier, alpha=alpha, temperature=temperature, **weights)
+        classifier, **s)
     steps = epochs * int(np.ceil(len(x_adv) / batch_size))
     trainer.compile(g_optimizer=make_optimizer(steps, lr), d_optimizer=make_optimizer(steps, lr),
                     run_eagerly=run_eagerly)
     ds = (tf.data.Dataset.from_tensor_slices((x_adv, x_clean)).shuffle(len(x_adv), seed=seed)
           .batch(batch_size).prefetch(2))
-    callbacks, initial_epoch, previous = [], 0, 0.0
-    if out_dir is not None:
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        ckpt = _EpochCheckpoint(out, trainer)
-        initial_epoch = ckpt.restore()
-        callbacks.append(ckpt)
-        clock = out / "clock.json"
-        previous = json.loads(clock.read_text())["seconds"] if clock.is_file() and initial_epoch else 0.0
+    initial_epoch, callbacks = 0, []
+    if run is not None:
+        def build():        # optimizer variables are made lazily; a restore needs them now
+            for opt, nets in ((trainer.g_optimizer, (trainer.g_ac, trainer.g_ca)),
+                              (trainer.d_optimizer, (trainer.d_a, trainer.d_c))):
+                opt.build(nets[0].trainable_variables + nets[1].trainable_variables)
 
-        class _Clock(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                clock.write_text(json.dumps({"seconds": previous + time.perf_counter() - start}))
-        callbacks.append(_Clock())
+        initial_epoch, callbacks = run.resumable(
+            dict(g_ac=trainer.g_ac, g_ca=trainer.g_ca, d_a=trainer.d_a, d_c=trainer.d_c,
+                 g_opt=trainer.g_optimizer, d_opt=trainer.d_optimizer), build=build,
+            extra={"config": settings, "pairs": len(x_adv)})
     start = time.perf_counter()
     trainer.fit(ds, epochs=epochs, initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose)
-    seconds = previous + time.perf_counter() - start
-    purifier = CAPGANPurifier(trainer.g_ac, train_seconds=seconds)
-    if out_dir is not None:
-        trainer.g_ac.save(out / "generator.keras")
-        (out / "train_info.json").write_text(json.dumps(
-            {"train_time_s": seconds, "epochs": epochs, "pairs": len(x_adv), "batch_size": batch_size,
-             "alpha": alpha, "temperature": temperature, "base_filters": base_filters, "n_res": n_res}))
-    return purifier
+    seconds = time.perf_counter() - start
+    if run is not None:
+        run.save_model(trainer.g_ac, "generator.keras")
+        seconds = run.train_info().get("train_time_s", seconds)
+    return CAPGANPurifier(trainer.g_ac, train_seconds=seconds)

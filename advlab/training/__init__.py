@@ -8,17 +8,19 @@ one-call :func:`train_purifier` for the residual cGAN.
 * :class:`SampleGrid`: attacked | purified | clean grid of fixed images after each epoch.
 * :class:`CSVLog`: per-epoch losses in ``history.csv`` (one history across resumes).
 * :class:`WallClock`: training time summed across resumed sessions, saved in ``train_info.json``.
+
+The run folder itself (fingerprint, lock, checkpoints, train info) is
+:class:`advlab.training.runfolder.RunFolder`, shared with the other learners.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import time
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from advlab.training.runfolder import Checkpoint, RunFolder, WallClockCallback
 
 VERSATILE_PHASES = (
     (0.4, {"lambda_l1": 100.0, "lambda_perc": 100.0}),
@@ -94,47 +96,19 @@ class LearningRateDecay(keras.callbacks.Callback):
             logs["lr"] = self._lr
 
 
-class Checkpointer(keras.callbacks.Callback):
-    """Checkpoint G, D, both optimizers and the epoch into ``folder`` (keeps the last ``keep``).
+class Checkpointer(Checkpoint):
+    """Checkpoint G, D, both optimizers and the epoch into ``folder`` (keeps the last ``keep``),
+    numbered by the generator's step (:class:`advlab.training.runfolder.Checkpoint`).
 
     ``every_steps`` also saves inside long epochs; a resumed run then repeats the rest of the
     interrupted epoch with the saved weights and optimizer state.
     """
 
     def __init__(self, folder, trainer, keep: int = 2, every_steps: int | None = None):
-        super().__init__()
-        self.folder = Path(folder)
-        self.epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        self.ckpt = tf.train.Checkpoint(generator=trainer.generator, discriminator=trainer.discriminator,
-                                        g_optimizer=trainer.g_optimizer, d_optimizer=trainer.d_optimizer,
-                                        epoch=self.epoch)
-        self.manager = tf.train.CheckpointManager(self.ckpt, str(self.folder), max_to_keep=keep)
-        self.every_steps = every_steps
-        self._trainer = trainer
-
-    @property
-    def step(self) -> int:
-        return int(self._trainer.g_optimizer.iterations.numpy())
-
-    def restore(self) -> int:
-        """Restore the latest checkpoint, if any; returns the epoch to continue from (0 if none)."""
-        latest = self.manager.latest_checkpoint
-        if latest is None:
-            return 0
-        self._trainer.build_optimizers()
-        self.ckpt.restore(latest).assert_existing_objects_matched()
-        return int(self.epoch.numpy())
-
-    def save(self, epoch: int) -> str:
-        self.epoch.assign(epoch)
-        return self.manager.save(checkpoint_number=self.step)
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.every_steps and self.step % self.every_steps == 0:
-            self.save(int(self.epoch.numpy()))
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.save(epoch + 1)
+        super().__init__(folder, dict(generator=trainer.generator, discriminator=trainer.discriminator,
+                                      g_optimizer=trainer.g_optimizer, d_optimizer=trainer.d_optimizer),
+                         build=trainer.build_optimizers, step=lambda: trainer.g_optimizer.iterations.numpy(),
+                         keep=keep, every_steps=every_steps)
 
 
 class SampleGrid(keras.callbacks.Callback):
@@ -190,25 +164,11 @@ def read_history(folder) -> list[dict]:
     return rows
 
 
-class WallClock(keras.callbacks.Callback):
+class WallClock(WallClockCallback):
     """Accumulates training seconds and epochs into ``folder/train_info.json`` after each epoch."""
 
     def __init__(self, folder, extra: dict | None = None):
-        super().__init__()
-        self.path = Path(folder) / "train_info.json"
-        self.info = json.loads(self.path.read_text()) if self.path.is_file() else {"train_time_s": 0.0}
-        self.info.update(extra or {})
-        self._t0 = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._t0 = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.info["train_time_s"] = float(self.info.get("train_time_s", 0.0)) + time.perf_counter() - self._t0
-        self.info["epochs"] = epoch + 1
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.info, indent=2))
-        tmp.replace(self.path)
+        super().__init__(RunFolder(folder), extra)
 
 
 # ----------------------------------------------------------------------------- one call
@@ -228,10 +188,28 @@ def _check_pairs(x_adv, x_clean) -> None:
 
 
 def _fingerprint(x_adv, x_clean, config) -> dict:
-    step = max(1, len(x_adv) // 256)
-    digest = hashlib.sha1(x_adv[::step].tobytes() + x_clean[::step].tobytes()).hexdigest()[:16]
+    from advlab.io.cache import array_digest
+
     arch = {k: v for k, v in config.to_dict().items() if k not in ("epochs",)}
-    return {"config": arch, "data": {"shape": list(x_adv.shape), "sha1_subsample": digest}}
+    return {"config": arch, "data": {"shape": list(x_adv.shape), "digest": array_digest(x_adv, x_clean)}}
+
+
+def _upgrade(old: dict, x_adv, x_clean, defaults) -> dict:
+    """``run.json`` of an older advlab in today's form: config fields added since then get their
+    defaults, and the old data digest (SHA-1 of a subsample) stands for these pairs if it matches."""
+    import hashlib
+
+    from advlab.io.cache import array_digest
+
+    fields = {k: v for k, v in defaults.to_dict().items() if k != "epochs"}
+    config = {**{k: v for k, v in fields.items() if k not in old.get("config", {})}, **old.get("config", {})}
+    data = old.get("data", {})
+    if "sha1_subsample" in data and data.get("shape") == list(x_adv.shape):
+        step = max(1, len(x_adv) // 256)
+        legacy = hashlib.sha1(x_adv[::step].tobytes() + x_clean[::step].tobytes()).hexdigest()[:16]
+        if data["sha1_subsample"] == legacy:
+            data = {"shape": data["shape"], "digest": array_digest(x_adv, x_clean)}
+    return {**old, "config": config, "data": data}
 
 
 def train_purifier(x_adv, x_clean, config, out_dir=None, *, classifier=None, resume: bool = True,
@@ -255,8 +233,7 @@ def train_purifier(x_adv, x_clean, config, out_dir=None, *, classifier=None, res
         tensorboard_dir: also log losses to TensorBoard in this folder (``tensorboard --logdir``).
     """
     from advlab.config import CGANConfig
-    from advlab.purifiers.residual_cgan import as_purifier, make_trainer, padded_side
-    from advlab.training.perceptual import make_perceptual
+    from advlab.purifiers.residual_cgan import padded_side
 
     if removed:
         raise TypeError(f"train_purifier() takes one CGANConfig; set {sorted(removed)} on it instead, "
@@ -272,27 +249,21 @@ def train_purifier(x_adv, x_clean, config, out_dir=None, *, classifier=None, res
 
         if importlib.util.find_spec("tensorboard") is None:
             raise ImportError("tensorboard_dir needs the tensorboard package: pip install tensorboard")
-    run = _fingerprint(x_adv, x_clean, config)
-    if out_dir is None:
-        from advlab.io.paths import cache_dir
+    fingerprint = _fingerprint(x_adv, x_clean, config)
+    run = RunFolder(out_dir, fingerprint) if out_dir is not None else RunFolder.in_cache(fingerprint, "purifiers")
+    with run.lock():
+        return _train_in(run, x_adv, x_clean, config, classifier, resume, strategy, validation, samples,
+                         checkpoint_every_steps, callbacks, tensorboard_dir, verbose)
 
-        out_dir = cache_dir("purifiers", hashlib.sha1(json.dumps(run, sort_keys=True).encode()).hexdigest()[:12])
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    run_file = out / "run.json"
-    if resume and run_file.is_file():
-        old = json.loads(run_file.read_text())
-        # a run saved before a config field existed had that field's default
-        defaults = {k: v for k, v in CGANConfig().to_dict().items() if k != "epochs"}
-        old["config"] = {**{k: v for k, v in defaults.items() if k not in old.get("config", {})},
-                         **old.get("config", {})}
-        if old != run:
-            raise ValueError(f"{out} holds a run with another configuration or data:\n  saved: {old}\n"
-                             f"  now:   {run}\nUse another out_dir or resume=False to start over.")
-    if not resume:
-        for stale in list(out.glob("ckpt-*")) + [out / "checkpoint", out / "history.csv", out / "train_info.json"]:
-            stale.unlink(missing_ok=True)
-    run_file.write_text(json.dumps(run, indent=2))
+
+def _train_in(run, x_adv, x_clean, config, classifier, resume, strategy, validation, samples,
+              checkpoint_every_steps, callbacks, tensorboard_dir, verbose):
+    from advlab.config import CGANConfig
+    from advlab.purifiers.residual_cgan import as_purifier, make_trainer
+    from advlab.training.perceptual import make_perceptual
+
+    run.check_or_write_fingerprint(resume, upgrade=lambda old: _upgrade(old, x_adv, x_clean, CGANConfig()))
+    out = run.path
 
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
@@ -303,7 +274,8 @@ def train_purifier(x_adv, x_clean, config, out_dir=None, *, classifier=None, res
     initial_epoch = ckpt.restore() if resume else 0
     if initial_epoch:
         print(f"[advlab.training] resuming {out} from epoch {initial_epoch} (step {ckpt.step}).")
-    own = [ckpt, CSVLog(out, append=initial_epoch > 0), WallClock(out, {"config": config.to_dict()})]
+    own = [ckpt, CSVLog(out, append=initial_epoch > 0),
+           run.wall_clock({"config": config.to_dict()}, fresh=initial_epoch == 0)]
     if config.schedule == "multistep":
         own.insert(0, WeightSchedule(config.epochs))
     if config.lr_decay_start is not None:
@@ -318,11 +290,8 @@ def train_purifier(x_adv, x_clean, config, out_dir=None, *, classifier=None, res
                     shuffle=True, verbose=verbose)
     elif verbose:
         print(f"[advlab.training] {out} already trained for {initial_epoch} epochs; loaded it.")
-    tmp = out / "generator.tmp.keras"
-    trainer.generator.save(tmp)
-    tmp.replace(out / "generator.keras")
-    info_path = out / "train_info.json"
-    info = json.loads(info_path.read_text()) if info_path.is_file() else {}
+    run.save_model(trainer.generator, "generator.keras")
+    info = run.train_info()
     info.update(out_dir=str(out), perceptual=perceptual.description if perceptual else "none")
     purifier = as_purifier(trainer.generator)
     purifier.history, purifier.info, purifier.trainer = read_history(out), info, trainer
