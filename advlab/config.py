@@ -303,11 +303,10 @@ class RunConfig(Frozen):
 
     def save(self, folder) -> Path:
         """Write ``folder/run_config.json`` (atomically) and return its path."""
+        from advlab.io.cache import save_json_atomic
+
         path = Path(folder) / CONFIG_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        tmp.replace(path)
+        save_json_atomic(path, self.to_dict())
         return path
 
     @classmethod

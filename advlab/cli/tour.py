@@ -7,7 +7,6 @@ go to ``OUT/tour.log``, and a summary to ``OUT/tour.json``.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -81,7 +80,9 @@ def cmd_tour(args) -> int:
             summary.append({"notebook": path.name, "scale": scale, "seconds": round(seconds, 1), "status": status})
             if not args.quiet:
                 print(f"{path.name:<32} {status.splitlines()[0][:80]:<8} {seconds:6.0f} s", flush=True)
-    (out / "tour.json").write_text(json.dumps(summary, indent=2) + "\n")
+    from advlab.io.cache import save_json_atomic
+
+    save_json_atomic(out / "tour.json", summary)
     print(f"[tour] {len(todo) - failed}/{len(todo)} notebooks ran at scale {scale}; executed copies in {out}, "
           f"warnings in {out / LOG}")
     return 1 if failed else 0

@@ -36,16 +36,15 @@ of the defence and classifier weights, x, y, eps, seed and the suite; rerunning 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from advlab.io.cache import array_digest, cache_key, purifier_digest, save_json_atomic, weights_digest
 from advlab.evaluation.robust_report import RobustnessReport, StageResult, wilson_interval  # noqa: F401
 
 WHITE_BOX = ("apgd-ce", "apgd-dlr", "pgd-cw", "pgd-cw-short")
@@ -90,38 +89,6 @@ SUITES = {
 
 # --------------------------------------------------------------------------- checkpoint
 
-def write_atomic(path: Path, text: str) -> None:
-    """The one place this module writes a file: temp file + ``os.replace`` (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def _digest(*parts) -> str:
-    h = hashlib.sha256()
-    for p in parts:
-        if isinstance(p, np.ndarray):
-            h.update(f"{p.dtype}{p.shape}".encode())
-            h.update(np.ascontiguousarray(p).tobytes())
-        else:
-            h.update(json.dumps(p, sort_keys=True, default=str).encode())
-    return h.hexdigest()
-
-
-def _model_digest(model) -> str:
-    return _digest(model.name, str(model.input_shape), *[np.asarray(w) for w in model.weights])
-
-
-def defence_digest(defence) -> str:
-    """Content digest of a defence: its weights if it has a model, else its class and settings."""
-    model = getattr(defence, "model", None)
-    if model is not None and hasattr(model, "weights"):
-        return _model_digest(model)
-    settings = {k: v for k, v in vars(defence).items() if isinstance(v, (int, float, str, bool, tuple))}
-    return _digest(type(defence).__qualname__, getattr(defence, "name", ""), settings)
-
-
 class _StageStore:
     """Finished stages in ``out/robustness_<key>.state.json`` (in memory when ``out`` is None)."""
 
@@ -141,7 +108,7 @@ class _StageStore:
     def put(self, name, value) -> None:
         self.stages[name] = value
         if self.path is not None:
-            write_atomic(self.path, json.dumps({"key": self.key, "stages": self.stages}))
+            save_json_atomic(self.path, {"key": self.key, "stages": self.stages}, indent=None)
 
 
 def _pack(correct) -> str:
@@ -247,8 +214,9 @@ def evaluate_robustness(defence, classifier, x, y, eps: float, suite="standard",
             cache["bpda"] = adaptive.defended_model(purifier, classifier, "bpda", eot)
         return cache["bpda"]
 
-    key = _digest(defence_digest(purifier), _model_digest(classifier), x, y, eps, int(seed),
-                  cfg.to_dict(), bool(sanity))
+    key = cache_key(kind="robustness", defence=purifier_digest(purifier), classifier=weights_digest(classifier),
+                    data=array_digest(x, y), eps=float(eps), seed=int(seed), suite=cfg.to_dict(),
+                    sanity=bool(sanity))
     store = _StageStore(out, key, resume, verbose)
     dlr = "dlr" if n_cls >= 3 else "cw"
 

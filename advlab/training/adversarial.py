@@ -18,7 +18,6 @@ checkpointed after every epoch (``tf.train.CheckpointManager``) and a rerun resu
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -159,22 +158,14 @@ class AdversarialTrainer(keras.Model):
         return {"accuracy": self.val_accuracy.result()}
 
 
-class _EpochCheckpoint(keras.callbacks.Callback):
-    def __init__(self, manager, epoch_var):
-        super().__init__()
-        self.manager, self.epoch_var = manager, epoch_var
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.epoch_var.assign(epoch + 1)
-        self.manager.save()
-
-
 def fit_resumable(trainer: keras.Model, models: dict, x, y, config, *, epochs: int, ramp_epochs: float,
                   run_dir=None, validation_data=None, verbose: int = 1, seed: int = 0) -> int:
     """Fit ``trainer`` (compiled; with an ``eps`` :class:`RampedEps` and an
-    ``optimizers_and_variables()`` method) on ``(x, y)``, checkpointing ``models`` and the
-    optimizers into ``run_dir`` after each epoch and resuming from there; returns the epochs
-    trained now."""
+    ``optimizers_and_variables()`` method) on ``(x, y)``; with ``run_dir`` it trains in a
+    :class:`~advlab.training.runfolder.RunFolder` (fingerprint of the config and the data,
+    a checkpoint of ``models`` and the optimizers after each epoch, train info, the folder's lock)
+    and resumes from there. Returns the epochs trained now. A finished run continued with more
+    ``epochs`` resumes too: the epoch count is not part of the fingerprint."""
     from advlab.training import CSVLog
 
     x = np.array(x, np.float32, copy=True)
@@ -185,32 +176,30 @@ def fit_resumable(trainer: keras.Model, models: dict, x, y, config, *, epochs: i
         raise ValueError("x holds no images.")
     steps_per_epoch = math.ceil(len(x) / config.batch_size)
     trainer.eps.ramp_steps.assign(max(1.0, ramp_epochs * steps_per_epoch))
-    callbacks, start = [], 0
-    if run_dir is not None:
-        run_dir = Path(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        cfg_file = run_dir / "config.json"
-        wanted = json.dumps(config.to_dict(), sort_keys=True)
-        if cfg_file.is_file() and json.dumps(json.loads(cfg_file.read_text()), sort_keys=True) != wanted:
-            raise ValueError(f"{run_dir} holds a run with another config; use a new run_dir to start afresh.")
-        cfg_file.write_text(wanted)
-        epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False)
-        optimizers = {}
-        for name, (opt, variables) in trainer.optimizers_and_variables().items():
-            opt.build(variables)  # slot variables must exist before a restore
-            optimizers[name] = opt
-        ckpt = tf.train.Checkpoint(epoch=epoch_var, **models, **optimizers)
-        manager = tf.train.CheckpointManager(ckpt, str(run_dir / "checkpoints"), max_to_keep=2)
-        if manager.latest_checkpoint:
-            ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-            start = int(epoch_var.numpy())
-        callbacks = [_EpochCheckpoint(manager, epoch_var), CSVLog(run_dir)]
-    if start >= epochs:
-        return 0
     ds = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
           .batch(config.batch_size))
-    trainer.fit(ds, epochs=epochs, initial_epoch=start, validation_data=validation_data,
-                callbacks=callbacks, verbose=verbose, shuffle=False)  # ds shuffles
+    if run_dir is None:
+        trainer.fit(ds, epochs=epochs, validation_data=validation_data, verbose=verbose, shuffle=False)
+        return epochs
+    from advlab.io.cache import array_digest
+    from advlab.training.runfolder import RunFolder
+
+    optimizers = dict((name, opt) for name, (opt, _) in trainer.optimizers_and_variables().items())
+
+    def build():  # slot variables must exist before a restore
+        for opt, variables in trainer.optimizers_and_variables().values():
+            opt.build(variables)
+
+    settings = {k: v for k, v in config.to_dict().items() if k != "epochs"}
+    run = RunFolder(run_dir, {"config": settings, "data": array_digest(x, y)})
+    with run.lock():
+        run.check_or_write_fingerprint(resume=True)
+        start, callbacks = run.resumable({**models, **optimizers}, build=build, extra={"config": config.to_dict()})
+        if start >= epochs:
+            return 0
+        trainer.fit(ds, epochs=epochs, initial_epoch=start, validation_data=validation_data,
+                    callbacks=[*callbacks, CSVLog(run.path, append=start > 0)], verbose=verbose,
+                    shuffle=False)  # ds shuffles
     return epochs - start
 
 
@@ -239,5 +228,7 @@ def train_adversarial(classifier: keras.Model, x, y, config: AdversarialConfig |
                   ramp_epochs=config.ramp_epochs, run_dir=run_dir, validation_data=validation_data,
                   verbose=verbose, seed=config.seed)
     if run_dir is not None:
-        model.save(Path(run_dir) / "classifier.keras")
+        from advlab.io.cache import save_model_atomic
+
+        save_model_atomic(model, Path(run_dir) / "classifier.keras")
     return model

@@ -155,7 +155,9 @@ def train_robust_purifier(generator: keras.Model, classifier: keras.Model, x, y,
     fit_resumable(trainer, models, x, y, config, epochs=config.epochs, ramp_epochs=config.ramp_epochs,
                   run_dir=run_dir, verbose=verbose, seed=config.seed)
     if run_dir is not None:
-        g.save(Path(run_dir) / "generator.keras")
+        from advlab.io.cache import save_model_atomic
+
+        save_model_atomic(g, Path(run_dir) / "generator.keras")
         if config.train_classifier:
-            f.save(Path(run_dir) / "classifier.keras")
+            save_model_atomic(f, Path(run_dir) / "classifier.keras")
     return KerasPurifier(g, name=name), f
