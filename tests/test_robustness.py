@@ -182,7 +182,7 @@ def test_resume_skips_finished_stages(tmp_path, monkeypatch):
     first = R.evaluate_robustness(None, model, x, y, eps, TINY, out=tmp_path, verbose=False)
     (state,) = tmp_path.glob("robustness_*.state.json")
     saved = json.loads(state.read_text())
-    del saved["stages"]["pgd-cw"]
+    del saved["cells"]["pgd-cw"]
     state.write_text(json.dumps(saved))
     calls = []
     real_pgd = A.pgd

@@ -1,12 +1,16 @@
-"""What a robustness evaluation returns: accuracy per stage with its 95 % interval, the
-per-example worst case and the sanity flags of one defence (:class:`RobustnessReport`), with its
-table, figure and files. Built by :func:`advlab.evaluation.robustness.evaluate_robustness`."""
+"""What a robustness evaluation returns and what its numbers mean: accuracy per stage with its
+95 % interval, the per-example worst case and the sanity flags of one defence
+(:class:`RobustnessReport`, :func:`sanity_flags`), with its table, figure and files. Built by
+:func:`advlab.evaluation.robustness.evaluate_robustness`."""
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+WHITE_BOX = ("apgd-ce", "apgd-dlr", "pgd-cw", "pgd-cw-short")
+OTHERS = ("bpda-pgd", "transfer", "square")
 
 
 def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -133,3 +137,42 @@ class RobustnessReport:
         paths["png"] = savefig(fig, name, folder)
         plt.close(fig)
         return paths
+
+
+def sanity_flags(stages, sanity_rows, cfg) -> dict:
+    """Carlini et al. 2019's sanity checks on finished stages, each ``{"raised": bool, ...,
+    "meaning": ...}``: reported with every result, never hidden."""
+    by = {s.name: s for s in stages}
+    white = [by[n] for n in WHITE_BOX if n in by]
+    others = [by[n] for n in OTHERS if n in by]
+    flags = {}
+    beaten = []
+    for s in others:
+        # compare on the same images (Square runs on a subset)
+        idx = np.arange(len(by["clean"].correct)) if s.indices is None else s.indices
+        white_acc = float(np.mean(np.logical_and.reduce([w.correct[idx] for w in white])))
+        if s.accuracy < white_acc - cfg.masking_tolerance:
+            beaten.append({"stage": s.name, "accuracy": s.accuracy, "white_box_accuracy": white_acc})
+    flags["gradient_masking"] = {
+        "raised": bool(beaten), "beaten_by": beaten,
+        "meaning": "a BPDA, transfer or black-box attack beats the exact white-box attacks: the "
+                   "white-box gradients are masked, so the white-box numbers overstate robustness"}
+    short, long_ = by.get("pgd-cw-short"), by.get("pgd-cw")
+    raised = short is not None and long_ is not None and long_.accuracy > short.accuracy + cfg.masking_tolerance
+    flags["more_steps_raise_accuracy"] = {
+        "raised": bool(raised),
+        "short": None if short is None else short.accuracy, "long": None if long_ is None else long_.accuracy,
+        "meaning": "more PGD steps and restarts gave a higher accuracy: the attack is not converging"}
+    restart_up = [s.name for s in white if s.params.get("accuracy_per_restart")
+                  and np.any(np.diff(s.params["accuracy_per_restart"]) > 0)]
+    flags["more_restarts_raise_accuracy"] = {
+        "raised": bool(restart_up), "stages": restart_up,
+        "meaning": "an extra restart raised the attack's own accuracy (only possible for random defences)"}
+    if sanity_rows:
+        top = max(sanity_rows, key=lambda r: r["eps"])
+        flags["accuracy_not_vanishing"] = {
+            "raised": bool(top["accuracy"] > cfg.vanish_tolerance), "eps": top["eps"],
+            "accuracy": top["accuracy"],
+            "meaning": "an unbounded-ish attack (large eps) fails to reach ~0 accuracy: gradients "
+                       "are masked or the attack is broken"}
+    return flags

@@ -36,7 +36,6 @@ of the defence and classifier weights, x, y, eps, seed and the suite; rerunning 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -44,12 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-from advlab.io.cache import array_digest, cache_key, purifier_digest, save_json_atomic, weights_digest
-from advlab.evaluation.robust_report import RobustnessReport, StageResult, wilson_interval  # noqa: F401
-
-WHITE_BOX = ("apgd-ce", "apgd-dlr", "pgd-cw", "pgd-cw-short")
-OTHERS = ("bpda-pgd", "transfer", "square")
-
+from advlab.experiments.runstate import Checkpoint
+from advlab.io.cache import array_digest, cache_key, purifier_digest, weights_digest
+from advlab.evaluation.robust_report import RobustnessReport, StageResult, sanity_flags, wilson_interval  # noqa: F401
 
 @dataclass(frozen=True)
 class SuiteConfig:
@@ -85,30 +81,6 @@ SUITES = {
                          pgd_short_iters=5, bpda_iters=20, transfer_iters=20, square_queries=200,
                          square_n=16, sanity_iters=10),
 }
-
-
-# --------------------------------------------------------------------------- checkpoint
-
-class _StageStore:
-    """Finished stages in ``out/robustness_<key>.state.json`` (in memory when ``out`` is None)."""
-
-    def __init__(self, out, key: str, resume: bool, verbose: bool):
-        self.key, self.stages = key, {}
-        self.path = Path(out) / f"robustness_{key[:16]}.state.json" if out is not None else None
-        if self.path is not None and resume and self.path.is_file():
-            saved = json.loads(self.path.read_text())
-            if saved.get("key") == key:
-                self.stages = saved["stages"]
-                if verbose and self.stages:
-                    print(f"Resuming from {self.path}: finished {', '.join(self.stages)}.")
-
-    def get(self, name):
-        return self.stages.get(name)
-
-    def put(self, name, value) -> None:
-        self.stages[name] = value
-        if self.path is not None:
-            save_json_atomic(self.path, {"key": self.key, "stages": self.stages}, indent=None)
 
 
 def _pack(correct) -> str:
@@ -217,7 +189,10 @@ def evaluate_robustness(defence, classifier, x, y, eps: float, suite="standard",
     key = cache_key(kind="robustness", defence=purifier_digest(purifier), classifier=weights_digest(classifier),
                     data=array_digest(x, y), eps=float(eps), seed=int(seed), suite=cfg.to_dict(),
                     sanity=bool(sanity))
-    store = _StageStore(out, key, resume, verbose)
+    path = Path(out) / f"robustness_{key[:16]}.state.json" if out is not None else None
+    if path is not None and not resume:
+        path.unlink(missing_ok=True)
+    store = Checkpoint(path, {"key": key}, verbose=verbose)   # finished stages, saved as they finish
     dlr = "dlr" if n_cls >= 3 else "cw"
 
     # (name, attack description, threat model, run() -> (x_adv, indices or None, extra params))
@@ -277,7 +252,7 @@ def evaluate_robustness(defence, classifier, x, y, eps: float, suite="standard",
     worst = {"accuracy": k / len(x), "ci95": list(wilson_interval(k, len(x))), "n": len(x),
              "over": [s.name for s in stages],
              "weakest_stage": min(stages[1:], key=lambda s: s.accuracy).name}
-    flags = _flags(stages, sanity_rows, cfg)
+    flags = sanity_flags(stages, sanity_rows, cfg)
     return RobustnessReport(defence=label, classifier=classifier.name, eps=eps, suite=cfg.to_dict(),
                             n=len(x), seed=int(seed), stages=stages, worst_case=worst, flags=flags,
                             sanity=sanity_rows)
@@ -298,7 +273,7 @@ def _square(model, x, y, eps, queries, seed):
 
 
 def _run_stage(store, name, attack, threat, run, purifier, classifier, y, bs, verbose) -> StageResult:
-    saved = store.get(name)
+    saved = store.get(name) if store.has(name) else None
     if saved is None:
         t0 = time.perf_counter()
         x_adv, idx, params = run()
@@ -316,40 +291,3 @@ def _run_stage(store, name, attack, threat, run, purifier, classifier, y, bs, ve
     if verbose:
         print(f"[robustness] {name:<13} {100 * res.accuracy:6.2f} %  n={res.n}  {res.seconds:.1f} s")
     return res
-
-
-def _flags(stages, sanity_rows, cfg) -> dict:
-    by = {s.name: s for s in stages}
-    white = [by[n] for n in WHITE_BOX if n in by]
-    others = [by[n] for n in OTHERS if n in by]
-    flags = {}
-    beaten = []
-    for s in others:
-        # compare on the same images (Square runs on a subset)
-        idx = np.arange(len(by["clean"].correct)) if s.indices is None else s.indices
-        white_acc = float(np.mean(np.logical_and.reduce([w.correct[idx] for w in white])))
-        if s.accuracy < white_acc - cfg.masking_tolerance:
-            beaten.append({"stage": s.name, "accuracy": s.accuracy, "white_box_accuracy": white_acc})
-    flags["gradient_masking"] = {
-        "raised": bool(beaten), "beaten_by": beaten,
-        "meaning": "a BPDA, transfer or black-box attack beats the exact white-box attacks: the "
-                   "white-box gradients are masked, so the white-box numbers overstate robustness"}
-    short, long_ = by.get("pgd-cw-short"), by.get("pgd-cw")
-    raised = short is not None and long_ is not None and long_.accuracy > short.accuracy + cfg.masking_tolerance
-    flags["more_steps_raise_accuracy"] = {
-        "raised": bool(raised),
-        "short": None if short is None else short.accuracy, "long": None if long_ is None else long_.accuracy,
-        "meaning": "more PGD steps and restarts gave a higher accuracy: the attack is not converging"}
-    restart_up = [s.name for s in white if s.params.get("accuracy_per_restart")
-                  and np.any(np.diff(s.params["accuracy_per_restart"]) > 0)]
-    flags["more_restarts_raise_accuracy"] = {
-        "raised": bool(restart_up), "stages": restart_up,
-        "meaning": "an extra restart raised the attack's own accuracy (only possible for random defences)"}
-    if sanity_rows:
-        top = max(sanity_rows, key=lambda r: r["eps"])
-        flags["accuracy_not_vanishing"] = {
-            "raised": bool(top["accuracy"] > cfg.vanish_tolerance), "eps": top["eps"],
-            "accuracy": top["accuracy"],
-            "meaning": "an unbounded-ish attack (large eps) fails to reach ~0 accuracy: gradients "
-                       "are masked or the attack is broken"}
-    return flags
