@@ -90,7 +90,8 @@ class Lab:
         if list(splits) == ["train"] and isinstance(cfg, dict):
             cfg.pop("n_test", None)
         data = [a for s in splits for a in self.split(s)]
-        return cache_key(data=array_digest(*data), classifier=weights_digest(self.classifier), cfg=cfg, **parts)
+        classifier = None if self.classifier is None else weights_digest(self.classifier)
+        return cache_key(data=array_digest(*data), classifier=classifier, cfg=cfg, **parts)
 
     def attack_params(self, attack: str, **overrides) -> dict:
         from advlab import attacks

@@ -12,9 +12,10 @@ Every network has the U-GAT-IT shape used by the paper:
 * a **decoder** (generators: residual blocks and upsampling back to an image in [0, 1]) or a
   **conv classifier** (discriminators: patch logits).
 
-Losses (functions below, checked against hand-computed values in the tests):
+Losses (checked against hand-computed values in the tests):
 
 * LSGAN adversarial loss on patch and CAM logits of both discriminators;
+  (the loss functions live in :mod:`advlab.training.losses`)
 * ``L_pixel`` = cycle L1 + identity L1 in both domains;
 * CAM loss: ``eta`` of a generator says 1 for images from its source domain, 0 for images
   already in its target domain (binary cross-entropy on logits);
@@ -38,41 +39,7 @@ import tensorflow as tf
 from keras import layers
 
 from advlab.purifiers import KerasPurifier
-
-# ---------------------------------------------------------------- losses (pure functions)
-
-
-def lsgan_d_loss(real_logits, fake_logits):
-    """Least-squares GAN discriminator loss: mean((D(real) - 1)^2) + mean(D(fake)^2)."""
-    return tf.reduce_mean(tf.square(real_logits - 1.0)) + tf.reduce_mean(tf.square(fake_logits))
-
-
-def lsgan_g_loss(fake_logits):
-    """Least-squares GAN generator loss: mean((D(fake) - 1)^2)."""
-    return tf.reduce_mean(tf.square(fake_logits - 1.0))
-
-
-def l1_loss(a, b):
-    return tf.reduce_mean(tf.abs(a - b))
-
-
-def cam_loss(source_logits, target_logits):
-    """BCE(eta(source-domain images), 1) + BCE(eta(target-domain images), 0), on logits."""
-    bce = keras.losses.BinaryCrossentropy(from_logits=True)
-    return bce(tf.ones_like(source_logits), source_logits) + bce(tf.zeros_like(target_logits), target_logits)
-
-
-def kd_loss(ref_logits, fake_logits, temperature: float = 10.0):
-    """Semantic loss T^2 * KL(softmax(ref/T) || softmax(fake/T)), averaged over the batch.
-
-    Zero exactly when the two logit vectors agree (up to a constant shift).
-    """
-    t = float(temperature)
-    log_p = tf.nn.log_softmax(ref_logits / t, axis=-1)
-    log_q = tf.nn.log_softmax(fake_logits / t, axis=-1)
-    kl = tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
-    return t * t * tf.reduce_mean(kl)
-
+from advlab.training.losses import cam_loss, kd_loss, l1_loss, lsgan_d_loss, lsgan_g_loss
 
 # ---------------------------------------------------------------- networks
 

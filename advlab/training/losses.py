@@ -18,6 +18,10 @@ image ``x_pur = G(x_adv)``:
 
 (``y`` always means labels in advlab, so the clean target is ``x_clean``, never ``y``.)
 
+CAP-GAN (Kang et al.) trains with least-squares GAN losses (:func:`lsgan_d_loss`,
+:func:`lsgan_g_loss`), a CAM loss on its attention classifier (:func:`cam_loss`) and semantic
+distillation from the target classifier (:func:`kd_loss`), beside the same :func:`l1_loss`.
+
 All losses are means over the batch (and pixels/patches), so they do not depend on batch size.
 Under a multi-device ``tf.distribute`` strategy the trainer divides by the number of replicas.
 """
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 from typing import Callable, Sequence
 
+import keras
 import tensorflow as tf
 
 def _bce_logits(labels, logits):
@@ -87,3 +92,34 @@ def pix2pix_generator_loss(fake_logits, x_clean, x_pur, lambda_l1=100.0, lambda_
     perc = perceptual_loss(features, x_clean, x_pur) if use_perc else tf.constant(0.0, tf.float32)
     total = gan + tf.cast(lambda_l1, tf.float32) * l1 + tf.cast(lambda_perc, tf.float32) * perc
     return {"total": total, "gan": gan, "l1": l1, "perc": perc}
+
+
+# ----------------------------------------------------------------------------- CAP-GAN
+
+
+def lsgan_d_loss(real_logits, fake_logits):
+    """Least-squares GAN discriminator loss: mean((D(real) - 1)^2) + mean(D(fake)^2)."""
+    return tf.reduce_mean(tf.square(real_logits - 1.0)) + tf.reduce_mean(tf.square(fake_logits))
+
+
+def lsgan_g_loss(fake_logits):
+    """Least-squares GAN generator loss: mean((D(fake) - 1)^2)."""
+    return tf.reduce_mean(tf.square(fake_logits - 1.0))
+
+
+def cam_loss(source_logits, target_logits):
+    """BCE(eta(source-domain images), 1) + BCE(eta(target-domain images), 0), on logits."""
+    bce = keras.losses.BinaryCrossentropy(from_logits=True)
+    return bce(tf.ones_like(source_logits), source_logits) + bce(tf.zeros_like(target_logits), target_logits)
+
+
+def kd_loss(ref_logits, fake_logits, temperature: float = 10.0):
+    """Semantic loss T^2 * KL(softmax(ref/T) || softmax(fake/T)), averaged over the batch.
+
+    Zero exactly when the two logit vectors agree (up to a constant shift).
+    """
+    t = float(temperature)
+    log_p = tf.nn.log_softmax(ref_logits / t, axis=-1)
+    log_q = tf.nn.log_softmax(fake_logits / t, axis=-1)
+    kl = tf.reduce_sum(tf.exp(log_p) * (log_p - log_q), axis=-1)
+    return t * t * tf.reduce_mean(kl)
