@@ -261,6 +261,24 @@ def test_train_config_file_repeats_the_run(tmp_path, capsys):
         train.evaluation_run(parse("evaluate", "--out", str(tmp_path), "--dataset", "mnist"))
 
 
+def test_record_takes_the_command_from_the_provenance(tmp_path, monkeypatch):
+    from advlab.io import results
+
+    monkeypatch.setenv("ADVLAB_FIGURES_DIR", str(tmp_path / "figures"))
+    run_folder = tmp_path / "run"
+    attack = {"n": 2, "attacked_accuracy": 0.0, "purified_accuracy": 0.5, "psnr_attacked": 20.0,
+              "psnr_purified": 25.0, "ssim_purified": 0.9, "mae_purified": 0.01}
+    evaluation = {"dataset": "mnist", "scale": "smoke", "n": 2, "clean_accuracy": 1.0, "clean_through_purifier": 1.0,
+                  "psnr_clean_through_purifier": 30.0, "attacks": {"fgsm": attack}}
+    results.save_json(evaluation, "evaluation", folder=run_folder)
+    with pytest.raises(SystemExit, match="no evaluation.json"):
+        cli.main(["record", str(tmp_path), "--name", "x"])
+    assert cli.main(["record", str(run_folder), "--name", "table1_test"]) == 0
+    record = json.loads((tmp_path / "figures" / "full" / "table1_test.json").read_text())
+    assert record["command"] == json.loads((run_folder / "evaluation.json").read_text())["provenance"]["command"]
+    assert record["evaluation"] == evaluation and "provenance" in record
+
+
 def test_the_cli_defends_the_scales_classifier_whatever_n_train(monkeypatch):
     from advlab import classifiers
     from advlab.config import get_config

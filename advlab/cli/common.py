@@ -1,5 +1,6 @@
 """What every ``advlab`` subcommand shares: the flags (each defined once, here), the one place
-a run's configuration is resolved (:func:`resolve_run`), seeding, and small parsers.
+flags become the run's :class:`advlab.config.RunConfig` (:func:`resolve_run`, printed, saved and
+seeded by :func:`start`), and small parsers.
 
 Importing this module is cheap (argparse only); the lab's modules load when a command runs.
 """
