@@ -8,7 +8,8 @@ test sets, CPU-sized networks and training subsets: a full MNIST job in about an
 cores). Each budget has a ``purifier`` entry shared by every job, then per job (``table1``,
 ``experiments``, ``comparison``) entries for its ``cfg`` (LabConfig), ``purifier``
 (CGANConfig), ``protocol`` or ``plan``. What a budget leaves out is the default of those
-classes (the papers' settings). :func:`advlab.config.resolve` is the only reader; the measured
+classes (the papers' settings). ``WIDTHS`` names purifier widths that no budget uses (``advlab
+--size``). :func:`advlab.config.resolve` and the CLI's ``--size`` are the readers; the measured
 runs behind each choice are in figures/full/README.md.
 """
 
@@ -71,3 +72,6 @@ BUDGETS = {
         },
     },
 }
+
+# `advlab ... --size narrow`: the paper's generator and discriminator at a quarter of their width
+WIDTHS = {"narrow": dict(base_filters=16, max_filters=64, disc_filters=16)}

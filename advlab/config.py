@@ -176,11 +176,14 @@ class CGANConfig(Frozen):
 @dataclass(frozen=True)
 class Protocol(Frozen):
     """Sizes of a Table I run: clean training images per attack (``n_train``; ``None`` = all),
-    smaller subsets for some attacks (``train_subset``) and the C&W test images (``cw_test``)."""
+    smaller subsets for some attacks (``train_subset``) and the C&W test images (``cw_test``);
+    the attacks it trains and evaluates on, at ``eps`` (``None``: each attack preset's)."""
 
     n_train: int | None = None
     train_subset: dict = field(default_factory=dict)
     cw_test: int = 1000       # the paper's: C&W on the first 1,000 test images
+    attacks: tuple = ("fgsm", "pgd", "cw")
+    eps: float | None = None
 
     def train_images(self, attack: str) -> int | None:
         """How many of the clean training images ``attack`` is crafted on (``None`` = all)."""

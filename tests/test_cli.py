@@ -75,8 +75,16 @@ def _readme_commands() -> list[str]:
     blocks = re.findall(r"```(?:bash|sh)?\n(.*?)```", text, re.S)
     lines = [line for block in blocks for line in block.splitlines()]
     lines += re.findall(r"`([^`\n]+)`", re.sub(r"```.*?```", "", text, flags=re.S))
-    start = re.compile(r"^(advlab\s|python -m advlab\b|python scripts/)")
-    return sorted({re.split(r"\s+#", line.strip())[0].strip() for line in lines if start.match(line.strip())})
+    start = re.compile(r"^(advlab\s|python -m advlab(\s|\.classifiers\s|$)|python scripts/)")
+    found = {re.split(r"\s+#", line.strip())[0].strip() for line in lines if start.match(line.strip())}
+    return sorted(c for c in found if not c.startswith("python scripts/") or _is_alias(c.split()[1]))
+
+
+def _is_alias(script: str) -> bool:
+    """Whether ``scripts/NAME.py`` is an alias of an advlab command (other scripts are tools of
+    the checkout, not the command line)."""
+    path = ROOT / script
+    return path.is_file() and "from advlab.cli import alias" in path.read_text()
 
 
 def _as_cli_argv(command: str) -> list[str]:
@@ -168,58 +176,107 @@ def test_train_subset_spec():
 
 
 def test_cpu_budget_fills_only_the_flags_left_out(monkeypatch, capsys):
-    from advlab.purifiers.residual_cgan import SIZES, TABLE_I_CPU
+    from advlab.budgets import BUDGETS
+
+    cpu = {**BUDGETS["cpu"]["purifier"], **BUDGETS["cpu"]["table1"]["purifier"]}
+    protocol = BUDGETS["cpu"]["table1"]["protocol"]
 
     def table1(*argv):
-        return common.resolve_run(parse("train", "--dataset", "mnist", "--out", "x", *argv), "table1")
+        return train.train_run(parse("train", "--dataset", "mnist", "--out", "x", *argv))
 
     run = table1("--scale", "full", "--budget", "cpu", "--epochs", "7")
-    p = run.plan
-    assert (p.config.epochs, p.n_train, p.cw_test, run.budget) == (7, TABLE_I_CPU["n_train"], 1000, "cpu")
-    assert p.train_subset == TABLE_I_CPU["train_subset"]
-    assert SIZES["cpu"].items() <= p.config.to_dict().items()
-    assert (p.config.learning_rate, p.config.lr_decay_start) == (TABLE_I_CPU["learning_rate"],
-                                                                 TABLE_I_CPU["lr_decay_start"])
-    assert (p.config.perceptual, p.config.lambda_perc) == ("classifier", TABLE_I_CPU["lambda_perc"])
-    assert "budget: cpu (argument)" in capsys.readouterr().out
+    p, config = run.protocol, run.purifier
+    assert (config.epochs, p.n_train, p.cw_test, run.budget, run.dataset) == (7, protocol["n_train"], 1000, "cpu",
+                                                                              "mnist")
+    assert p.train_subset == protocol["train_subset"]
+    assert common.purifier_widths("cpu").items() <= config.to_dict().items()
+    assert {k: v for k, v in cpu.items() if k != "epochs"}.items() <= config.to_dict().items()
+    assert (config.perceptual, config.lambda_perc) == ("classifier", cpu["lambda_perc"])
+    assert capsys.readouterr().out.count("budget: cpu (argument)") == 1      # the budget line, once
     monkeypatch.setenv("ADVLAB_BUDGET", "paper")
-    p = table1("--scale", "full").plan
-    assert (p.config.base_filters, p.config.max_filters, p.train_subset, p.n_train) == (64, 512, {}, None)
-    assert (p.config.perceptual, p.config.lambda_perc) == ("auto", 1.0)   # the paper's
-    p = table1("--scale", "full", "--budget", "cpu", "--attacks", "fgsm,pgd").plan
-    assert "cw" not in p.train_subset and p.train_subset.get("pgd") == TABLE_I_CPU["train_subset"]["pgd"]
-    p = table1("--scale", "full", "--budget", "cpu", "--lambda-perc", "1", "--perceptual", "auto",
-               "--size", "narrow", "--train-subset", "pgd=5", "--cw-subset", "9").plan
-    assert (p.config.perceptual, p.config.lambda_perc, p.config.base_filters) == ("auto", 1.0, 16)
-    assert (p.train_subset, p.cw_test) == ({"pgd": 5}, 9)          # given flags win over the budget
+    run = table1("--scale", "full")
+    assert (run.purifier.base_filters, run.purifier.max_filters, run.protocol.train_subset) == (64, 512, {})
+    assert (run.protocol.n_train, run.purifier.perceptual, run.purifier.lambda_perc) == (None, "auto", 1.0)
+    p = table1("--scale", "full", "--budget", "cpu", "--attacks", "fgsm,pgd").protocol
+    assert p.attacks == ("fgsm", "pgd")
+    assert "cw" not in p.train_subset and p.train_subset.get("pgd") == protocol["train_subset"]["pgd"]
+    run = table1("--scale", "full", "--budget", "cpu", "--lambda-perc", "1", "--perceptual", "auto",
+                 "--size", "narrow", "--train-subset", "pgd=5", "--cw-subset", "9", "--eps", "0.2")
+    assert (run.purifier.perceptual, run.purifier.lambda_perc, run.purifier.base_filters) == ("auto", 1.0, 16)
+    assert (run.protocol.train_subset, run.protocol.cw_test, run.protocol.eps) == ({"pgd": 5}, 9, 0.2)
     smoke = table1("--scale", "smoke", "--budget", "cpu")          # smoke scale has its own sizes
-    assert smoke.budget is None and smoke.plan.config.base_filters == 16
+    assert smoke.budget == "smoke" and smoke.purifier.base_filters == BUDGETS["smoke"]["purifier"]["base_filters"]
 
 
 def test_size_is_one_flag_for_every_job():
+    from advlab.budgets import WIDTHS
+
     widths = common.purifier_widths("narrow")
-    assert (widths["base_filters"], widths["max_filters"], widths["disc_residual_blocks"]) == (16, 64, None)
+    assert widths == {**WIDTHS["narrow"], "disc_residual_blocks": None}
     assert common.purifier_widths("cpu")["disc_residual_blocks"] == 1
+    assert common.purifier_widths("paper")["max_filters"] == 512
     exp = common.resolve_run(parse("experiment", "matrix", "--scale", "smoke", "--size", "cpu"), "experiments")
     assert exp.plan.purifier_kwargs["base_filters"] == 32 and exp.plan.purifier_kwargs["batch_size"] == 16
+    assert exp.purifier.base_filters == 32
     cmp_ = common.resolve_run(parse("compare", "--scale", "smoke", "--size", "narrow", "--purifier-run", "r"),
                               "comparison")
     assert cmp_.plan.purifier_kwargs["max_filters"] == 64 and cmp_.plan.cgan_run == str(Path("r").resolve())
+    assert cmp_.cfg.n_test == cmp_.plan.n_eval                    # only the evaluated images are attacked
 
 
 def test_seed_goes_into_the_config_and_seeds(monkeypatch, tmp_path, capsys):
+    from advlab.config import CONFIG_FILE, RunConfig
     from advlab.io import seeding
 
     seeded = []
     monkeypatch.setattr(seeding, "set_seed", seeded.append)
-    args = parse("attack", "--scale", "smoke", "--seed", "7")
-    args.command_line = "advlab attack --seed 7"
-    run = common.start(args, "plain", folder=tmp_path)
-    assert run.cfg.seed == 7 and seeded == [7]
-    saved = json.loads((tmp_path / common.RUN_CONFIG).read_text())
-    assert saved["cfg"]["seed"] == 7 and saved["command"] == "advlab attack --seed 7" and saved["job"] == "plain"
+    run = common.start(parse("attack", "--scale", "smoke", "--seed", "7"), "scale", folder=tmp_path)
+    assert isinstance(run, RunConfig) and run.cfg.seed == 7 and seeded == [7]
+    saved = json.loads((tmp_path / CONFIG_FILE).read_text())
+    assert saved["cfg"]["seed"] == 7 and saved["job"] == "scale" and RunConfig.load(tmp_path) == run
     assert "seed=7" in capsys.readouterr().out                   # printed at the start
-    assert common.start(parse("classifier", "--scale", "smoke"), "classifier").cfg.seed == 0
+    assert common.start(parse("classifier", "--scale", "smoke"), "scale").cfg.seed == 0
+
+
+def test_train_config_file_repeats_the_run(tmp_path, capsys):
+    from advlab.config import CONFIG_FILE
+
+    flags = ["--dataset", "fashion_mnist", "--scale", "smoke", "--epochs", "2", "--attacks", "fgsm,cw",
+             "--train-subset", "cw=8", "--seed", "3", "--lambda-l1", "50", "--eps", "0.25"]
+    run = common.start(parse("train", "--out", str(tmp_path), *flags), "table1", folder=tmp_path,
+                       run=train.train_run(parse("train", "--out", str(tmp_path), *flags)))
+    again = train.train_run(parse("train", "--config", str(tmp_path / CONFIG_FILE), "--out", str(tmp_path / "b")))
+    assert again == run and again.dataset == "fashion_mnist" and again.protocol.attacks == ("fgsm", "cw")
+    assert train.train_run(parse("train", "--config", str(tmp_path), "--out", "b")) == run     # the folder works
+    with pytest.raises(SystemExit, match="--seed --epochs"):
+        train.train_run(parse("train", "--config", str(tmp_path), "--out", "b", "--epochs", "3", "--seed", "1"))
+    with pytest.raises(SystemExit, match="cannot read a run config"):
+        train.train_run(parse("train", "--config", str(tmp_path / "missing.json"), "--out", "b"))
+    # evaluate reads the folder's config; the evaluation flags change it, the sizing ones must match
+    evaluated, fresh = train.evaluation_run(parse("evaluate", "--out", str(tmp_path), "--cw-subset", "4",
+                                                  "--n-test", "16"))
+    assert not fresh and evaluated.purifier == run.purifier and evaluated.cfg.seed == 3
+    assert (evaluated.protocol.cw_test, evaluated.cfg.n_test) == (4, 16)
+    with pytest.raises(SystemExit, match="--dataset fashion_mnist, not mnist"):
+        train.evaluation_run(parse("evaluate", "--out", str(tmp_path), "--dataset", "mnist"))
+
+
+def test_record_takes_the_command_from_the_provenance(tmp_path, monkeypatch):
+    from advlab.io import results
+
+    monkeypatch.setenv("ADVLAB_FIGURES_DIR", str(tmp_path / "figures"))
+    run_folder = tmp_path / "run"
+    attack = {"n": 2, "attacked_accuracy": 0.0, "purified_accuracy": 0.5, "psnr_attacked": 20.0,
+              "psnr_purified": 25.0, "ssim_purified": 0.9, "mae_purified": 0.01}
+    evaluation = {"dataset": "mnist", "scale": "smoke", "n": 2, "clean_accuracy": 1.0, "clean_through_purifier": 1.0,
+                  "psnr_clean_through_purifier": 30.0, "attacks": {"fgsm": attack}}
+    results.save_json(evaluation, "evaluation", folder=run_folder)
+    with pytest.raises(SystemExit, match="no evaluation.json"):
+        cli.main(["record", str(tmp_path), "--name", "x"])
+    assert cli.main(["record", str(run_folder), "--name", "table1_test"]) == 0
+    record = json.loads((tmp_path / "figures" / "full" / "table1_test.json").read_text())
+    assert record["command"] == json.loads((run_folder / "evaluation.json").read_text())["provenance"]["command"]
+    assert record["evaluation"] == evaluation and "provenance" in record
 
 
 def test_the_cli_defends_the_scales_classifier_whatever_n_train(monkeypatch):
@@ -228,7 +285,9 @@ def test_the_cli_defends_the_scales_classifier_whatever_n_train(monkeypatch):
 
     seen = {}
     monkeypatch.setattr(classifiers, "get_classifier", lambda ds, cfg: seen.update(ds=ds, cfg=cfg))
-    train._classifier(parse("train", "--dataset", "mnist", "--out", "x"), get_config("full", n_train=500))
+    run = train.train_run(parse("train", "--out", "x", "--scale", "full", "--budget", "paper", "--n-train", "500"))
+    assert run.cfg.n_train == run.protocol.n_train == 500
+    train._classifier(run)
     assert seen == {"ds": "mnist", "cfg": get_config("full")}
 
 
@@ -238,16 +297,16 @@ def test_robustness_without_its_engine_says_so(monkeypatch):
         robustness._engine()
 
 
-def test_tensorboard_needs_the_callbacks_argument(tmp_path):
-    def old_train(x_adv, x_clean, cfg=None): ...
+def test_tensorboard_without_its_package_says_so(monkeypatch, tmp_path):
+    import importlib.util
 
-    def new_train(x_adv, x_clean, cfg=None, *, callbacks=None): ...
-
-    assert train._callbacks(old_train, None) == {}
-    with pytest.raises(SystemExit, match="callbacks"):
-        train._callbacks(old_train, tmp_path)
-    (callback,) = train._callbacks(new_train, tmp_path)["callbacks"]
-    assert type(callback).__name__ == "TensorBoard"
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    train.check_tensorboard(None)                                  # no --tensorboard: nothing to check
+    with pytest.raises(SystemExit, match="pip install tensorboard"):
+        train.check_tensorboard(tmp_path)
+    with pytest.raises(SystemExit, match="pip install tensorboard"):   # before any attack is crafted
+        cli.main(["train", "--scale", "smoke", "--out", str(tmp_path), "--tensorboard", str(tmp_path / "tb")])
 
 
 # ---------------------------------------------------------------- the tour
@@ -292,7 +351,7 @@ def test_tiny_train_resume_evaluate(tmp_path, capsys):
     assert not (out / "evaluation.json").exists()
     config = json.loads((out / "run.json").read_text())["config"]
     assert config["lambda_l1"] == 50 and config["lambda_perc"] == 2          # the loss-weight flags reach the run
-    assert json.loads((out / common.RUN_CONFIG).read_text())["plan"]["config"]["epochs"] == 1
+    assert json.loads((out / "run_config.json").read_text())["purifier"]["epochs"] == 1
     assert sorted(p.name.split("_")[2] for p in (out / "adv").iterdir()) == ["fgsm", "pgd"]
     capsys.readouterr()
     cli.main(["train", *common_flags, *tiny, "--epochs", "2", "--train-subset", "pgd=16"])  # resumes, then evaluates
@@ -304,5 +363,10 @@ def test_tiny_train_resume_evaluate(tmp_path, capsys):
     timings = json.loads((out / "timings.json").read_text())
     assert timings["n_pairs"] == 64 + 16 and "attack_train_fgsm_s" in timings
     assert len(timings["train_sessions_s"]) == 2                        # first run + resumed run
-    cli.main(["evaluate", *common_flags, "--cw-subset", "8"])
-    assert json.loads((out / "evaluation.json").read_text())["scale"] == "smoke"
+    cli.main(["evaluate", "--out", str(out), "--quiet", "--cw-subset", "8"])   # the folder's config
+    result = json.loads((out / "evaluation.json").read_text())
+    assert result["scale"] == "smoke" and result["run_config"]["protocol"]["cw_test"] == 8
+    assert result["provenance"]["config_digest"]
+    capsys.readouterr()
+    cli.main(["train", "--config", str(out / "run_config.json"), "--out", str(out), "--no-eval", "--quiet"])
+    assert "already trained for 2 epochs" in capsys.readouterr().out     # the same run: nothing left to do

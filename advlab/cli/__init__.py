@@ -11,8 +11,10 @@
 
 Each subcommand lives in its own module here (``train``: train/evaluate/record, ``attack``:
 classifier/attack, ``experiment``, ``compare``, ``robustness``, ``tour``); the flags they share
-are defined once in :mod:`advlab.cli.common`, which is also the one place a run's configuration
-is resolved (:func:`advlab.cli.common.resolve_run`), printed and saved as ``run_config.json``.
+are defined once in :mod:`advlab.cli.common`, which is also the one place flags become a run's
+:class:`advlab.config.RunConfig` (:func:`advlab.cli.common.resolve_run`: ``config.resolve`` with
+the flags as overrides), printed and saved as ``run_config.json``. The command line itself goes
+into the provenance block of every result JSON (:mod:`advlab.io.provenance`).
 Importing this package is cheap: the lab's modules load when a command runs.
 """
 from __future__ import annotations
@@ -45,7 +47,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``advlab ARGV`` (default: ``sys.argv[1:]``); returns the exit status."""
     args = build_parser().parse_args(argv)
-    args.command_line = common.command_line(argv)
     data_dir = getattr(args, "data_dir", None)
     with common.environment(ADVLAB_DATA_DIR=data_dir.resolve() if data_dir else None):
         status = args.run(args)

@@ -20,7 +20,8 @@ def register(sub) -> None:
                       dataset={"choices": CLASSIFIER_DATASETS})
     clf.add_argument("--arch", default=None, help="a name in advlab.classifiers.archs.ARCHS, e.g. mnist_lenet "
                                                   "(default: the dataset's)")
-    clf.add_argument("--epochs", type=int, default=None, help="classifier training epochs (default: the scale's)")
+    clf.add_argument("--epochs", dest="classifier_epochs", type=int, default=None,
+                     help="classifier training epochs (default: the scale's)")
     clf.add_argument("--retrain", action="store_true", help="train again even if a cached model exists")
     clf.set_defaults(run=cmd_classifier)
 
@@ -40,21 +41,20 @@ def register(sub) -> None:
 def cmd_classifier(args):
     from advlab import classifiers
 
-    run = common.start(args, "classifier")
-    return classifiers.get_classifier(args.dataset, run.cfg, arch=args.arch, retrain=args.retrain)
+    run = common.start(args, "scale")
+    return classifiers.get_classifier(args.dataset, run.classifier, arch=args.arch, retrain=args.retrain)
 
 
 def cmd_attack(args) -> dict:
     from advlab import attacks, classifiers
-    from advlab.config import classifier_config
     from advlab.io import data
 
     names = common.attack_names(args.attacks)
     if args.n is not None and args.n < 1:
         raise SystemExit(f"error: --n must be a positive integer, got {args.n}")
-    run = common.start(args, "plain", folder=args.out)
+    run = common.start(args, "scale", folder=args.out)
     cfg = run.cfg
-    model = classifiers.get_classifier(args.dataset, classifier_config(cfg))
+    model = classifiers.get_classifier(args.dataset, run.classifier)
     limit = args.n or (cfg.n_test if args.split == "test" else cfg.n_train)
     x, y = data.load(args.dataset, args.split, source=cfg.data_source, limit=limit)
     preset = "mnist" if args.dataset in ("mnist", "fashion_mnist") else "paper"

@@ -1,5 +1,6 @@
 """What every ``advlab`` subcommand shares: the flags (each defined once, here), the one place
-a run's configuration is resolved (:func:`resolve_run`), seeding, and small parsers.
+flags become the run's :class:`advlab.config.RunConfig` (:func:`resolve_run`, printed, saved and
+seeded by :func:`start`), and small parsers.
 
 Importing this module is cheap (argparse only); the lab's modules load when a command runs.
 """
@@ -7,16 +8,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
+import math
 import os
-import shlex
-import sys
-import textwrap
 from pathlib import Path
 
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "imagenet")
-JOBS = ("classifier", "table1", "experiments", "comparison", "plain")
-RUN_CONFIG = "run_config.json"
+WIDTH_FIELDS = ("base_filters", "max_filters", "disc_filters", "disc_residual_blocks")
 
 # Each shared flag, defined once: (flag names, argparse keywords). A subcommand takes the ones
 # it uses with add_shared() and may change a keyword (its own default, choices or help).
@@ -103,15 +100,17 @@ def subsets(spec: str | None, attacks: list[str]) -> dict[str, int]:
 
 
 def purifier_widths(size: str) -> dict:
-    """Every width field of the residual cGAN / pix2pix for ``--size``: the paper's defaults
-    replaced by ``residual_cgan.SIZES[size]`` or ``pipeline.NARROW``, so a size never inherits
-    another size's widths."""
-    from advlab.experiments.pipeline import NARROW
-    from advlab.purifiers.residual_cgan import SIZES, CGANConfig
+    """Every width field of the residual cGAN / pix2pix for ``--size``: the paper's (the
+    :class:`~advlab.config.CGANConfig` defaults), the cpu budget's or ``budgets.WIDTHS[size]``,
+    each filling all of ``WIDTH_FIELDS`` so a size never inherits another size's widths."""
+    from advlab.budgets import BUDGETS, WIDTHS
+    from advlab.config import CGANConfig
 
-    keys = ("base_filters", "max_filters", "disc_filters", "disc_residual_blocks")
-    paper = {k: getattr(CGANConfig(), k) for k in keys}
-    return {**paper, **(NARROW if size == "narrow" else SIZES[size])}
+    named = {"paper": {}, "cpu": BUDGETS["cpu"]["purifier"], **WIDTHS}
+    if size not in named:
+        raise ValueError(f"Unknown purifier size {size!r}; choose one of {sorted(named)}.")
+    paper = CGANConfig()
+    return {k: named[size].get(k, getattr(paper, k)) for k in WIDTH_FIELDS}
 
 
 def print_rows(rows: list[dict]) -> None:
@@ -142,147 +141,93 @@ def environment(**variables):
 # ---------------------------------------------------------------- the resolved run
 
 
-@dataclasses.dataclass(frozen=True)
-class Run:
-    """Everything one command runs with: the lab config, the job's plan and where they came from."""
+def resolve_run(args, job: str):
+    """The one place the CLI turns flags into the run's :class:`~advlab.config.RunConfig`:
+    :func:`advlab.config.resolve` for ``job`` with every flag given as an override (flags a
+    command does not have, or left out, leave the budget's values). The full-scale budget line
+    is printed here, once."""
+    from advlab.config import JOBS, get_config, resolve, resolve_budget
 
-    job: str
-    cfg: object              # advlab.config.LabConfig
-    plan: object = None      # TableIProtocol | experiments Plan | ComparisonPlan | None
-    budget: str | None = None
-    command: str = ""
-
-    def to_dict(self) -> dict:
-        plan = dataclasses.asdict(self.plan) if dataclasses.is_dataclass(self.plan) else self.plan
-        return {"job": self.job, "command": self.command, "budget": self.budget,
-                "cfg": dataclasses.asdict(self.cfg), "plan": plan}
-
-    def describe(self) -> str:
-        """The config as a few wrapped ``key=value`` lines (the full record is ``run_config.json``)."""
-        head = f"[advlab] {self.job} run" + (f", budget {self.budget}" if self.budget else "")
-        lines = [head + (f": {self.command}" if self.command else "")]
-        for section, values in self.to_dict().items():
-            if isinstance(values, dict):
-                body = ", ".join(f"{k}={v!r}" for k, v in values.items())
-                lines += textwrap.wrap(f"{section}: {body}", 110, initial_indent="  ", subsequent_indent="      ")
-        return "\n".join(lines)
-
-    def save(self, folder) -> Path:
-        """Write ``run_config.json`` into ``folder`` (created)."""
-        from advlab.io import results
-
-        return results.save_json(self.to_dict(), RUN_CONFIG, folder=folder)
-
-
-def command_line(argv: list[str] | None) -> str:
-    return shlex.join(["advlab", *(sys.argv[1:] if argv is None else argv)])
-
-
-def resolve_run(args, job: str) -> Run:
-    """The one place the CLI turns flags into a configuration (one function per ``job``).
-
-    ``args.seed`` (if given) goes into the config; the flags a job does not know are ignored.
-    """
     if job not in JOBS:
         raise ValueError(f"Unknown job {job!r}; choose one of {JOBS}.")
-    from advlab.config import get_config, resolve_budget
-
-    lab = {k: v for k, v in {"seed": args.seed, "n_train": getattr(args, "n_train", None),
-                             "n_test": getattr(args, "n_test", None)}.items() if v is not None}
-    scale = get_config(args.scale).scale
+    scale = get_config(getattr(args, "scale", None)).scale
     budget = resolve_budget(getattr(args, "budget", None)) if scale == "full" else None
-    resolve = {"classifier": _classifier, "table1": _table1, "experiments": _experiments,
-               "comparison": _comparison, "plain": _plain}[job]
-    cfg, plan = resolve(args, scale, budget, lab)
-    return Run(job, cfg, plan, budget, getattr(args, "command_line", ""))
+    overrides = {**_lab_overrides(args, job), **_purifier_overrides(args, job),
+                 **(_table1(args) if job == "table1" else _comparison(args) if job == "comparison" else {})}
+    run = resolve(scale, budget, job=job, dataset=getattr(args, "dataset", None), **overrides)
+    if job == "table1" and "train_subset" not in overrides:
+        # the budget's subsets of the attacks this run has (a subset of an attack left out is noise)
+        keep = {a: n for a, n in run.protocol.train_subset.items() if a in run.protocol.attacks}
+        run = run.replace(protocol=run.protocol.replace(train_subset=keep))
+    if job == "comparison" and run.plan.n_eval is not None and (run.cfg.n_test or math.inf) > run.plan.n_eval:
+        run = run.replace(cfg=run.cfg.replace(n_test=run.plan.n_eval))   # attack only the evaluated images
+    return run
 
 
-def _classifier(args, scale, budget, lab):
-    from advlab.config import get_config
-
-    epochs = {"classifier_epochs": args.epochs} if getattr(args, "epochs", None) else {}
-    return get_config(scale, **{k: v for k, v in lab.items() if k == "seed"}, **epochs), None
+def given(args, names: dict) -> dict:
+    """``{override: value}`` for each ``{flag dest: override}`` that ``args`` has and was given."""
+    return {key: getattr(args, dest) for dest, key in names.items() if getattr(args, dest, None) is not None}
 
 
-def _plain(args, scale, budget, lab):
-    from advlab.config import get_config
+def _lab_overrides(args, job: str) -> dict:
+    both = ("cfg__n_train", "protocol__n_train") if job == "table1" else ("n_train",)
+    found = given(args, {"seed": "seed", "n_test": "n_test", "classifier_epochs": "classifier_epochs"})
+    found.update({key: args.n_train for key in both if getattr(args, "n_train", None) is not None})
+    return found
 
-    return get_config(scale, **lab), None
+
+def _purifier_overrides(args, job: str) -> dict:
+    """``--size`` widths, then the single purifier flags (which win); none for a plain job."""
+    if job == "scale":
+        return {}
+    found = purifier_widths(args.size) if getattr(args, "size", None) else {}
+    found.update(given(args, {"epochs": "epochs", "perceptual": "purifier__perceptual",
+                               "base_filters": "base_filters", "max_filters": "max_filters",
+                               "disc_blocks": "disc_residual_blocks", "learning_rate": "learning_rate",
+                               "lr_decay_start": "lr_decay_start", "lambda_l1": "lambda_l1",
+                               "lambda_perc": "lambda_perc", "schedule": "schedule",
+                               "mixed_precision": "mixed_precision"}))
+    for dest in ("batch_size", "residual_blocks"):       # the lab and its purifier: one value for both
+        if getattr(args, dest, None) is not None:
+            found.update({f"cfg__{dest}": getattr(args, dest), f"purifier__{dest}": getattr(args, dest)})
+    return found
 
 
-def _table1(args, scale, budget, lab):
-    """The Table I protocol (:func:`residual_cgan.table_i_protocol`), then each flag given."""
-    from advlab.config import get_config
-    from advlab.purifiers.residual_cgan import table_i_protocol
+def _table1(args) -> dict:
+    from advlab.config import Protocol
 
-    extra = {k: v for k, v in {"batch_size": args.batch_size, "purifier_epochs": getattr(args, "epochs", None),
-                               "residual_blocks": getattr(args, "residual_blocks", None)}.items() if v is not None}
-    cfg = get_config(scale, **lab, **extra)
-    protocol = table_i_protocol(cfg, budget)
-    config = protocol.config
-    if getattr(args, "size", None):
-        config = config.replace(**purifier_widths(args.size))
-    fields = ("epochs", "batch_size", "residual_blocks", "base_filters", "max_filters", "disc_blocks",
-              "learning_rate", "lr_decay_start", "lambda_l1", "lambda_perc", "perceptual", "schedule",
-              "mixed_precision")
-    renamed = {"disc_blocks": "disc_residual_blocks"}
-    config = config.replace(**{renamed.get(f, f): getattr(args, f) for f in fields
-                               if getattr(args, f, None) is not None})
-    attacks = attack_names(args.attacks)
-    train_subset = {a: n for a, n in protocol.train_subset.items() if a in attacks}
+    found = given(args, {"cw_subset": "cw_test", "eps": "eps"})
+    if getattr(args, "attacks", None):
+        found["attacks"] = tuple(attack_names(args.attacks))
     if getattr(args, "train_subset", None) is not None:
-        train_subset = subsets(args.train_subset, attacks)
-    protocol = dataclasses.replace(
-        protocol, config=config, train_subset=train_subset,
-        n_train=lab.get("n_train", protocol.n_train),
-        cw_test=args.cw_subset if args.cw_subset is not None else protocol.cw_test)
-    return cfg, protocol
+        found["train_subset"] = subsets(args.train_subset, list(found.get("attacks", Protocol().attacks)))
+    return found
 
 
-def _experiments(args, scale, budget, lab):
-    from advlab.experiments import pipeline
+def _comparison(args) -> dict:
+    from advlab.config import DEFENCES
 
-    extra = {"purifier_epochs": args.epochs} if args.epochs is not None else {}
-    cfg, plan = pipeline.configure(scale, budget, **lab, **extra)
-    if args.perceptual:
-        plan = plan.replace(perceptual=args.perceptual)
-    if args.size:
-        plan = plan.replace(purifier_kwargs={**plan.purifier_kwargs, **purifier_widths(args.size)})
-    return cfg, plan
-
-
-def _comparison(args, scale, budget, lab):
-    from advlab.evaluation import comparison
-    from advlab.experiments import pipeline
-
-    overrides = {k: v for k, v in {"n_eval": getattr(args, "n_eval", None),
-                                   "n_adaptive": getattr(args, "n_adaptive", None)}.items() if v is not None}
+    found = given(args, {"n_eval": "n_eval", "n_adaptive": "n_adaptive"})
     if getattr(args, "purifier_run", None):
-        overrides["cgan_run"] = str(Path(args.purifier_run).resolve())
+        found["cgan_run"] = str(Path(args.purifier_run).resolve())
     if getattr(args, "defences", None):
         chosen = names(args.defences)
-        unknown = [d for d in chosen if d not in comparison.DEFENCES]
+        unknown = [d for d in chosen if d not in DEFENCES]
         if unknown:
-            raise SystemExit(f"error: unknown defence(s) {unknown}; choose from {comparison.DEFENCES}")
-        overrides["defences"] = chosen
+            raise SystemExit(f"error: unknown defence(s) {unknown}; choose from {DEFENCES}")
+        found["defences"] = chosen
     if getattr(args, "adaptive_attacks", None):
-        overrides["adaptive_attacks"] = tuple(attack_names(args.adaptive_attacks))
-    cfg, plan = comparison.configure(scale, budget, n_train=lab.pop("n_train", None), **overrides)
-    cfg = cfg.replace(**lab) if lab else cfg
-    if getattr(args, "size", None):
-        base = pipeline.plan(cfg).purifier_kwargs if plan.purifier_kwargs is None else plan.purifier_kwargs
-        plan = plan.replace(purifier_kwargs={**base, **purifier_widths(args.size)})
-    if plan.n_eval is not None and (cfg.n_test is None or cfg.n_test > plan.n_eval):
-        cfg = cfg.replace(n_test=plan.n_eval)     # attack only the test images that are evaluated
-    return cfg, plan
+        found["adaptive_attacks"] = tuple(attack_names(args.adaptive_attacks))
+    return found
 
 
-def start(args, job: str, folder=None) -> Run:
-    """Resolve the run, print it, save it as ``folder/run_config.json`` (if a folder) and seed."""
+def start(args, job: str, folder=None, run=None):
+    """Resolve the run (or take ``run``), print it, save it as ``folder/run_config.json`` (if a
+    folder) and seed; returns the :class:`~advlab.config.RunConfig`."""
     from advlab.io.seeding import set_seed
 
-    run = resolve_run(args, job)
-    print(run.describe())
+    run = run or resolve_run(args, job)
+    print(run)
     if folder is not None:
         print(f"[advlab] run config saved to {run.save(folder)}")
     set_seed(run.cfg.seed)

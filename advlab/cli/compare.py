@@ -6,7 +6,8 @@ row per cell with the number of images it used), ``.json`` and ``run_config.json
 (default: figures/). Adversarial sets, trained purifiers and finished cells are cached under
 .cache/ (or $ADVLAB_CACHE_DIR): rerun the same command after an interruption and it continues.
 Full scale = the 60k training images, the first ``--n-eval`` test images (default 1,000),
-PGD/MI-FGSM with 40 iterations at eps 0.3. The plan is :func:`advlab.evaluation.comparison.configure`'s.
+PGD/MI-FGSM with 40 iterations at eps 0.3. The run is ``advlab.config.resolve(job="comparison")``
+(the ``--budget`` numbers are in advlab/budgets.py), with the flags given as overrides.
 """
 from __future__ import annotations
 
@@ -134,7 +135,7 @@ def estimate(dataset: str, cfg, plan, probe: int = 16) -> list[dict]:
         rows.append({"part": f"attack {a} on {n} training images (cached, shared)", "seconds": attack_cost(a) * n})
     for a in dict.fromkeys(plan.gray_attacks + (plan.channel_attack,)):
         rows.append({"part": f"attack {a} on {n_eval} test images", "seconds": attack_cost(a) * n_eval})
-    kw = exp_plan(cfg) if plan.purifier_kwargs is None else exp_plan(cfg).replace(purifier_kwargs=plan.purifier_kwargs)
+    kw = exp_plan(cfg, purifier_kwargs=plan.purifier_kwargs)       # the residual cGAN / pix2pix it trains
     epochs = plan.purifier_epochs or cfg.purifier_epochs
     trained = {"versatile_pix2pix": (0, n_vers, plan.versatile_epochs or epochs)}
     if not plan.cgan_run:

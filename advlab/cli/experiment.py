@@ -3,7 +3,8 @@
 Results (JSON/CSV/PNG) go to ``--out`` (default: figures/, or $ADVLAB_FIGURES_DIR) beside the
 run's ``run_config.json``; adversarial sets, purifiers and per-cell progress are cached in
 .cache/experiments (or $ADVLAB_CACHE_DIR): if a run is interrupted, run the same command again
-and it resumes. The plan is :func:`advlab.experiments.pipeline.configure`'s.
+and it resumes. The run is ``advlab.config.resolve(job="experiments")`` (the ``--budget`` numbers
+are in advlab/budgets.py), with the flags given as overrides.
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def cmd_experiment(args) -> dict:
         run = common.start(args, "experiments", folder=None if args.estimate else figures_dir())
         todo = tuple(EXPERIMENTS) if args.experiment == "all" else (args.experiment,)
         if args.estimate:
-            return _estimate(args.dataset, run.cfg, run.plan, todo)
+            return _estimate(args.dataset, run, todo)
         return _run(args, run, todo)
 
 
@@ -83,12 +84,13 @@ def _run(args, run, todo) -> dict:
     return outputs
 
 
-def _estimate(dataset: str, cfg, plan, todo) -> dict[str, list[dict]]:
-    """Probe timings on a smoke-scale lab run with ``cfg``'s attack settings, scaled to its sizes."""
+def _estimate(dataset: str, run, todo) -> dict[str, list[dict]]:
+    """Probe timings on a smoke-scale lab run with the run's attack settings, scaled to its sizes."""
     from advlab.config import get_config
     from advlab.experiments import estimate, pipeline
     from advlab.io import data
 
+    cfg, plan, epochs = run.cfg, run.plan, run.purifier.epochs
     probe = pipeline.prepare(dataset, get_config("smoke", seed=cfg.seed), verbose=False)
     counts = {}
     for split, paper in (("train", 60000), ("test", 10000)):
@@ -103,9 +105,9 @@ def _estimate(dataset: str, cfg, plan, todo) -> dict[str, list[dict]]:
     found = {}
     for what in todo:
         t0 = time.perf_counter()
-        found[what] = rows = estimate.estimate(what, probe, plan, n_train, n_test, cfg.purifier_epochs)
+        found[what] = rows = estimate.estimate(what, probe, plan, n_train, n_test, epochs)
         print(f"\n== {what}: estimated run time at scale {cfg.scale} ({n_train} train / {n_test} test images, "
-              f"{cfg.purifier_epochs} purifier epochs), probes took {time.perf_counter() - t0:.0f} s")
+              f"{epochs} purifier epochs), probes took {time.perf_counter() - t0:.0f} s")
         for r in rows:
             print(f"  {r['time']:>10}  {r['part']}")
     return found

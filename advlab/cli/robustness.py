@@ -60,5 +60,5 @@ def cmd_robustness(args):
         name = f"robustness_{args.defence}_{args.suite}_{args.dataset}_{run.cfg.scale}"
         print(result)
         record = result.to_dict() if hasattr(result, "to_dict") else result
-        print(f"[advlab] saved {results.save_json(record, name)}")
+        print(f"[advlab] saved {results.save_json(record, name, config=run)}")
     return result

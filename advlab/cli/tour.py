@@ -3,7 +3,8 @@
 Executed notebooks go to ``--out`` (default build/tour/, outside notebooks/ so the course stays
 output-free); figures go to figures/ as always. The terminal gets one line per notebook (name,
 status, seconds); the kernels' own output (TensorFlow and absl warnings) and every cell's stderr
-go to ``OUT/tour.log``, and a summary to ``OUT/tour.json``.
+go to ``OUT/tour.log``, a summary to ``OUT/tour.json`` and the scale and budget to
+``OUT/run_config.json``.
 """
 from __future__ import annotations
 
@@ -59,6 +60,7 @@ def cmd_tour(args) -> int:
     scale = get_config(args.scale).scale
     out = (args.out or root / "build" / "tour").resolve()
     out.mkdir(parents=True, exist_ok=True)
+    common.resolve_run(args, "scale").save(out)       # the scale and budget every notebook resolves
     todo = notebooks(root, args.only)
     summary, failed = [], 0
     with common.environment(ADVLAB_SCALE=scale, ADVLAB_BUDGET=args.budget), open(out / LOG, "w") as log:

@@ -3,33 +3,42 @@
 ``train`` gets the target classifier (cached, see :func:`advlab.classifiers.get_classifier`),
 crafts the composite adversarial training set (cached in ``OUT/adv/`` chunk by chunk, so an
 interrupted run does not recompute finished work), trains the residual cGAN with checkpoints in
-``OUT`` (rerun the same command to resume) and, unless ``--no-eval``, evaluates it.
-``evaluate`` loads ``OUT/generator.keras`` and writes ``OUT/evaluation.json`` and ``.csv``.
-Attack and training times go to ``OUT/timings.json``, the resolved configuration to
-``OUT/run_config.json``. The sizes come from :func:`advlab.purifiers.residual_cgan.table_i_protocol`
-(at full scale with ``--budget cpu``: ``TABLE_I_CPU``); every flag given replaces one of them.
+``OUT`` (rerun the same command to resume) and, unless ``--no-eval``, evaluates it. The run is
+one :class:`advlab.config.RunConfig` (``resolve(job="table1")``: the numbers of ``--budget`` are
+in advlab/budgets.py, and every flag given replaces one of them), printed first and saved as
+``OUT/run_config.json``; ``advlab train --config OUT/run_config.json --out NEW`` repeats it.
+``evaluate`` loads ``OUT/generator.keras`` and the run's config and writes
+``OUT/evaluation.json`` and ``.csv``. Attack and training times go to ``OUT/timings.json``.
 ``record`` copies a finished run's results into ``figures/full/``.
 """
 from __future__ import annotations
 
-import inspect
+import argparse
 import json
 import time
 from pathlib import Path
 
 from advlab.cli import common
 
-SHARED = ("dataset", "scale", "budget", "out", "seed", "data_dir", "quiet", "attacks", "eps", "n_train", "n_test")
+SHARED = ("dataset", "scale", "budget", "out", "data_dir", "quiet", "attacks", "eps", "n_test")
+# the flags that size a train run: all of them are in run_config.json, so --config takes none
+SIZING = ("dataset", "scale", "budget", "seed", "attacks", "eps", "n_train", "n_test", "cw_subset", "batch_size",
+          "size", "epochs", "perceptual", "residual_blocks", "base_filters", "max_filters", "disc_blocks",
+          "learning_rate", "lr_decay_start", "train_subset", "lambda_l1", "lambda_perc", "schedule",
+          "mixed_precision")
+DEFAULT_DATASET = "mnist"
 
 
 def register(sub) -> None:
     train = common.add_command(sub, "train", "craft adversarial pairs, train (or resume) a purifier, evaluate", [
         "advlab train --dataset mnist --scale full --budget cpu --out runs/mnist_full   # ~1 h on 2 CPU cores",
         "advlab train --dataset mnist --scale full --budget paper --out runs/mnist_paper  # GPU-sized",
-        "advlab train --dataset mnist --scale smoke --out runs/smoke --tensorboard runs/smoke/tb"],
+        "advlab train --dataset mnist --scale smoke --out runs/smoke --tensorboard runs/smoke/tb",
+        "advlab train --config runs/mnist_full/run_config.json --out runs/mnist_again   # the same run again"],
         description=__doc__.split("\n\n")[1])
     _add_run_flags(train)
-    common.add_shared(train, "resume", "size", "epochs", "perceptual")
+    common.add_shared(train, "seed", "n_train", "resume", "size", "epochs", "perceptual")
+    train.add_argument("--batch-size", type=int, default=None)
     train.add_argument("--residual-blocks", type=int, default=None)
     train.add_argument("--base-filters", type=int, default=None)
     train.add_argument("--max-filters", type=int, default=None)
@@ -49,12 +58,20 @@ def register(sub) -> None:
     train.add_argument("--tensorboard", type=Path, default=None, metavar="DIR",
                        help="log losses to TensorBoard in DIR (view with `tensorboard --logdir DIR`)")
     train.add_argument("--no-eval", dest="evaluate", action="store_false", help="train only")
+    train.add_argument("--config", type=Path, default=None, metavar="FILE",
+                       help="repeat the run saved in FILE (a run_config.json, or its folder): every number "
+                            "comes from it, so no flag that sizes the run may be given with it")
     train.set_defaults(run=cmd_train)
 
     evaluate = common.add_command(sub, "evaluate", "evaluate the purifier saved in --out", [
         "advlab evaluate --dataset mnist --scale full --budget cpu --out runs/mnist_full",
-        "advlab evaluate --dataset mnist --attacks fgsm,pgd --scale smoke --out runs/smoke --cw-subset 100"])
+        "advlab evaluate --dataset mnist --attacks fgsm,pgd --scale smoke --out runs/smoke --cw-subset 100"],
+        description="Evaluates the run in --out as OUT/run_config.json says it was trained (the same classifier, "
+                    "attacks and test images); --attacks, --eps, --n-test and --cw-subset change what is "
+                    "evaluated, --dataset, --scale and --budget must match the run.")
     _add_run_flags(evaluate)
+    evaluate.add_argument("--config", type=Path, default=None, metavar="FILE",
+                          help="the run config to evaluate with (default: OUT/run_config.json)")
     evaluate.set_defaults(run=cmd_evaluate)
 
     record = common.add_command(sub, "record", "copy a finished train run's results into figures/full/", [
@@ -64,58 +81,107 @@ def register(sub) -> None:
     record.add_argument("run_folder", type=Path, metavar="RUN", help="the --out folder of `advlab train`")
     record.add_argument("--name", required=True, help="file name stem in figures/full/")
     record.add_argument("--command", default=None,
-                        help="the command that produced the run (default: the one in RUN/run_config.json)")
+                        help="the command that produced the run (default: the one in the provenance of "
+                             "RUN/evaluation.json)")
     record.add_argument("--note", default="")
     record.set_defaults(run=cmd_record)
 
 
 def _add_run_flags(p) -> None:
-    common.add_shared(p, *SHARED, out={"required": True, "help": "run folder (checkpoints, logs, results)"})
+    common.add_shared(p, *SHARED, out={"required": True, "help": "run folder (checkpoints, logs, results)"},
+                      dataset={"default": None, "help": f"default: {DEFAULT_DATASET}"},
+                      attacks={"default": None, "help": "comma-separated attack names (default: the paper's "
+                                                        "fgsm,pgd,cw)"})
     p.add_argument("--cw-subset", type=int, default=None, help="evaluate C&W on the first N test images only")
-    p.add_argument("--batch-size", type=int, default=None)
 
 
 def _timings(out: Path, **new) -> dict:
+    from advlab.io.cache import save_json_atomic
+
     path = out / "timings.json"
     data = json.loads(path.read_text()) if path.is_file() else {}
     data.update(new)
-    from advlab.io.cache import save_json_atomic
-
     save_json_atomic(path, data)
     return data
 
 
-def _classifier(args, cfg):
-    """The scale's target classifier: ``--n-train`` sizes the purifier's pairs, not the classifier."""
+def _with_dataset(args) -> argparse.Namespace:
+    return argparse.Namespace(**{**vars(args), "dataset": args.dataset or DEFAULT_DATASET})
+
+
+def _load(path: Path):
+    """The table1 :class:`~advlab.config.RunConfig` saved at ``path`` (a file or its folder)."""
+    from advlab.config import RunConfig
+
+    try:
+        run = RunConfig.load(path)
+    except (OSError, ValueError, TypeError) as err:
+        raise SystemExit(f"error: cannot read a run config from {path}: {err}") from err
+    if run.job != "table1" or run.dataset is None:
+        raise SystemExit(f"error: {path} holds a {run.job!r} run (dataset {run.dataset}); "
+                         "advlab train and evaluate repeat a 'table1' run of one dataset")
+    return run
+
+
+def train_run(args):
+    """The run ``advlab train`` does: the ``--config`` file's, else the flags resolved."""
+    if args.config is None:
+        return common.resolve_run(_with_dataset(args), "table1")
+    given = [f"--{d.replace('_', '-')}" for d in SIZING if getattr(args, d, None) is not None]
+    if given:
+        raise SystemExit(f"error: --config {args.config} is the whole run; leave out {' '.join(given)} "
+                         "(or give no --config, and every flag)")
+    return _load(args.config)
+
+
+def evaluation_run(args):
+    """The run ``advlab evaluate`` evaluates: ``--config`` or ``OUT/run_config.json`` (what was
+    trained), with the evaluation flags given; a folder without one: the flags resolved."""
+    from advlab.config import CONFIG_FILE
+
+    source = args.config or (args.out / CONFIG_FILE if (args.out / CONFIG_FILE).is_file() else None)
+    if source is None:
+        return common.resolve_run(_with_dataset(args), "table1"), True
+    run = _load(source)
+    checks = {"dataset": run.dataset, "scale": run.scale, **({"budget": run.budget} if run.scale == "full" else {})}
+    for name, value in checks.items():
+        if getattr(args, name) not in (None, value):
+            raise SystemExit(f"error: the run in {source} has --{name} {value}, not {getattr(args, name)}")
+    protocol = common.given(args, {"cw_subset": "cw_test", "eps": "eps"})
+    if args.attacks:
+        protocol["attacks"] = tuple(common.attack_names(args.attacks))
+    cfg = run.cfg.replace(n_test=args.n_test) if args.n_test is not None else run.cfg
+    return run.replace(cfg=cfg, protocol=run.protocol.replace(**protocol)), False
+
+
+def _classifier(run):
+    """The scale's target classifier (``run.classifier``: ``--n-train`` sizes the purifier's pairs only)."""
     from advlab import classifiers
-    from advlab.config import classifier_config
 
-    return classifiers.get_classifier(args.dataset, classifier_config(cfg))
+    return classifiers.get_classifier(run.dataset, run.classifier)
 
 
-def adversarial(out: Path, split: str, name: str, model, x, y, args, cfg):
+def adversarial(out: Path, split: str, name: str, model, x, y, run, progress: bool = True):
     """``x_adv`` for one attack via :func:`advlab.attacks.adversarial_set`, cached chunk by chunk
     in ``out/adv/`` (an interrupted attack resumes); its seconds go into ``timings.json``."""
     from advlab import attacks
 
-    preset = "mnist" if args.dataset in ("mnist", "fashion_mnist") else "paper"
-    params = {"eps": args.eps} if args.eps is not None and "eps" in attacks.default_params(name, preset) else {}
-    adv_set = attacks.adversarial_set(args.dataset, split, name, model, x, y, preset=preset, cfg=cfg,
-                                      folder=out / "adv", progress=not args.quiet, seed=cfg.seed, **params)
+    preset = "mnist" if run.dataset in ("mnist", "fashion_mnist") else "paper"
+    eps = run.protocol.eps
+    params = {"eps": eps} if eps is not None and "eps" in attacks.default_params(name, preset) else {}
+    adv_set = attacks.adversarial_set(run.dataset, split, name, model, x, y, preset=preset, cfg=run.cfg,
+                                      folder=out / "adv", progress=progress, seed=run.cfg.seed, **params)
     _timings(out, **{f"attack_{split}_{name}_s": adv_set.meta["results"]["seconds"]})
     return adv_set.x_adv
 
 
-def _callbacks(train_purifier, tensorboard: Path | None) -> dict:
-    """``{"callbacks": [TensorBoard(DIR)]}`` for ``--tensorboard DIR`` (nothing without it)."""
-    if tensorboard is None:
-        return {}
-    if "callbacks" not in inspect.signature(train_purifier).parameters:
-        raise SystemExit("error: --tensorboard needs advlab.training.train_purifier(..., callbacks=...), "
-                         "which this version of advlab does not have yet")
-    import keras
+def check_tensorboard(folder: Path | None) -> None:
+    """Refuse ``--tensorboard`` before the long attacks when the tensorboard package is missing."""
+    import importlib.util
 
-    return {"callbacks": [keras.callbacks.TensorBoard(str(tensorboard))]}
+    if folder is not None and importlib.util.find_spec("tensorboard") is None:
+        raise SystemExit("error: --tensorboard needs the tensorboard package: pip install tensorboard "
+                         "(or pip install -e '.[dev]')")
 
 
 def cmd_train(args) -> dict | None:
@@ -124,22 +190,21 @@ def cmd_train(args) -> dict | None:
     from advlab.io import data
     from advlab.training import train_purifier
 
-    attacks = common.attack_names(args.attacks)
-    extra = _callbacks(train_purifier, args.tensorboard)
-    run = common.start(args, "table1", folder=args.out)
-    cfg, protocol = run.cfg, run.plan
-    model = _classifier(args, cfg)
-    x, y = data.load(args.dataset, "train", source=cfg.data_source, limit=protocol.n_train)
+    check_tensorboard(args.tensorboard)
+    run = common.start(args, "table1", folder=args.out, run=train_run(args))
+    protocol = run.protocol
+    model = _classifier(run)
+    x, y = data.load(run.dataset, "train", source=run.cfg.data_source, limit=protocol.n_train)
     pairs = {}
-    for a in attacks:
+    for a in protocol.attacks:
         k = protocol.train_subset.get(a)
-        pairs[a] = (adversarial(args.out, "train", a, model, x[:k], y[:k], args, cfg), x[:k])
+        pairs[a] = (adversarial(args.out, "train", a, model, x[:k], y[:k], run, not args.quiet), x[:k])
     x_adv = np.concatenate([p[0] for p in pairs.values()])
     x_clean = np.concatenate([p[1] for p in pairs.values()])
     print(f"[advlab] training pairs per attack: { {a: len(c) for a, (_, c) in pairs.items()} }")
     t0 = time.perf_counter()
-    purifier = train_purifier(x_adv, x_clean, cfg, args.out, config=protocol.config, classifier=model,
-                              resume=args.resume, verbose=2 if args.quiet else 1, **extra)
+    purifier = train_purifier(x_adv, x_clean, run.purifier, args.out, classifier=model, resume=args.resume,
+                              tensorboard_dir=args.tensorboard, verbose=2 if args.quiet else 1)
     session = time.perf_counter() - t0
     previous = json.loads((args.out / "timings.json").read_text()).get("train_sessions_s", [])
     _timings(args.out, train_session_s=session, train_sessions_s=previous + [session],
@@ -148,7 +213,8 @@ def cmd_train(args) -> dict | None:
 
 
 def cmd_evaluate(args) -> dict:
-    return _evaluate(args, common.start(args, "table1", folder=args.out))
+    run, fresh = evaluation_run(args)
+    return _evaluate(args, common.start(args, "table1", folder=args.out if fresh else None, run=run))
 
 
 def _evaluate(args, run, model=None) -> dict:
@@ -157,50 +223,51 @@ def _evaluate(args, run, model=None) -> dict:
     from advlab.io import data
     from advlab.purifiers.residual_cgan import load_purifier
 
-    cfg, protocol = run.cfg, run.plan
-    attacks = common.attack_names(args.attacks)
-    model = model or _classifier(args, cfg)
+    cfg, protocol = run.cfg, run.protocol
+    model = model or _classifier(run)
     purifier = load_purifier(args.out)
-    x, y = data.load(args.dataset, "test", source=cfg.data_source, limit=cfg.n_test)
+    x, y = data.load(run.dataset, "test", source=cfg.data_source, limit=cfg.n_test)
     by_attack = {}
-    for a in attacks:
+    for a in protocol.attacks:
         k = len(x) if a != "cw" or protocol.cw_test is None else min(protocol.cw_test, len(x))
-        x_adv = adversarial(args.out, "test", a, model, x[:k], y[:k], args, cfg)
+        x_adv = adversarial(args.out, "test", a, model, x[:k], y[:k], run, not args.quiet)
         by_attack[a] = x_adv if k == len(x) else (x_adv, x[:k], y[:k])
     info_path = args.out / "train_info.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else None
     result = evaluation.evaluate_purifier(model, purifier, x, y, by_attack, train_info=info)
-    result["dataset"], result["scale"] = args.dataset, cfg.scale
-    paths = evaluation.save_evaluation(result, "evaluation", folder=args.out)
+    # what was evaluated, beside the numbers (an evaluate run may differ from the trained one)
+    result.update(dataset=run.dataset, scale=cfg.scale, run_config=run.to_dict())
+    paths = evaluation.save_evaluation(result, "evaluation", folder=args.out, config=run)
     common.print_rows(evaluation.rows(result))
-    if args.dataset in paper_results.TABLE_I:
+    if run.dataset in paper_results.TABLE_I:
         print(f"\npaper vs this run ({paper_results.CITATION}):")
-        common.print_rows(paper_results.compare_table_i(result, args.dataset))
+        common.print_rows(paper_results.compare_table_i(result, run.dataset))
     print(f"\n[advlab] saved {paths['json']} and {paths['csv']}")
     return result
 
 
 def cmd_record(args) -> dict:
     from advlab import evaluation
+    from advlab.config import CONFIG_FILE
     from advlab.experiments import paper_results
     from advlab.io import results
     from advlab.io.paths import figures_dir
+    from advlab.io.provenance import read_provenance
 
     def load(name):
         path = args.run_folder / name
-        return json.loads(path.read_text()) if path.is_file() else None
+        return results.load_json(path.stem, path.parent) if path.is_file() else None
 
     ev = load("evaluation.json")
     if ev is None:
         raise SystemExit(f"error: {args.run_folder} has no evaluation.json; run `advlab evaluate --out "
                          f"{args.run_folder} ...` first")
-    run_config = load(common.RUN_CONFIG)
-    command = args.command or (run_config or {}).get("command")
+    command = args.command or (read_provenance(args.run_folder / "evaluation.json") or {}).get("command")
     if not command:
-        raise SystemExit(f"error: {args.run_folder} has no {common.RUN_CONFIG} naming its command; "
+        raise SystemExit(f"error: {args.run_folder}/evaluation.json has no provenance naming its command; "
                          "pass --command \"advlab train ...\"")
     record = {"command": command, "note": args.note, "evaluation": ev, "timings": load("timings.json"),
-              "train_info": load("train_info.json"), "run_config": run_config}
+              "train_info": load("train_info.json"), "run_config": load(CONFIG_FILE)}
     folder = figures_dir() / "full"
     rows = evaluation.rows(ev)
     if ev.get("dataset") in paper_results.TABLE_I:
