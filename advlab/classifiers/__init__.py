@@ -85,18 +85,14 @@ def load_classifier(path, input_shape=None, num_classes: int | None = None, comp
     Raises ``FileNotFoundError`` for a missing file and :class:`CheckpointMismatch` when the file
     is unreadable or holds a different model than expected.
     """
-    import keras
+    from advlab.io.models import ModelFileCorrupt, load_model
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"No classifier checkpoint at {path}. Train one with advlab.classifiers.get_classifier() "
-            f"or train_classifier() + save_classifier().")
+    rebuild = "Train one with advlab.classifiers.get_classifier() or train_classifier() + save_classifier()."
     try:
-        model = keras.models.load_model(path, compile=compile)
-    except Exception as err:  # keras raises several types for truncated / foreign files
-        raise CheckpointMismatch(f"Could not load classifier {path} ({type(err).__name__}: {err}). "
-                                 f"The file is corrupt or not a Keras model; delete it and retrain.") from err
+        model = load_model(path, what="classifier checkpoint", rebuild=rebuild, compile=compile)
+    except ModelFileCorrupt as err:
+        raise CheckpointMismatch(str(err)) from err
     got_shape = tuple(model.input_shape[1:])
     if input_shape is not None and got_shape != tuple(input_shape):
         raise CheckpointMismatch(f"{path} expects inputs {got_shape}, not {tuple(input_shape)}.")

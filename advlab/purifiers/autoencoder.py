@@ -150,6 +150,9 @@ def load_autoencoder(folder, name: str = "autoencoder") -> AutoencoderPurifier |
     folder = Path(folder)
     if not (folder / "autoencoder.keras").is_file() or not (folder / "train_info.json").is_file():
         return None
-    model = keras.models.load_model(folder / "autoencoder.keras", compile=False)
+    from advlab.io.models import load_model
+
+    model = load_model(folder / "autoencoder.keras", what="auto-encoder purifier",
+                       rebuild="Delete the folder and train it again with train_autoencoder().")
     info = json.loads((folder / "train_info.json").read_text())
     return AutoencoderPurifier(model, name=name, train_seconds=info.get("train_time_s"))

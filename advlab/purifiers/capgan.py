@@ -287,7 +287,10 @@ def load_capgan(folder, name: str = "cap_gan") -> CAPGANPurifier | None:
     if not ((folder / "generator.keras").is_file() and info.is_file()):
         return None
     meta = json.loads(info.read_text())
-    gen = keras.models.load_model(folder / "generator.keras", compile=False)
+    from advlab.io.models import load_model
+
+    gen = load_model(folder / "generator.keras", what="CAP-GAN generator",
+                     rebuild="Delete the folder and train it again with train_capgan().")
     return CAPGANPurifier(gen, name=name, train_seconds=meta.get("train_time_s"))
 
 

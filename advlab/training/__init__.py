@@ -285,6 +285,9 @@ def train_purifier(x_adv, x_clean, cfg=None, out_dir=None, *, config=None, class
             stale.unlink(missing_ok=True)
     run_file.write_text(json.dumps(run, indent=2))
 
+    from advlab.io.seeding import set_seed
+
+    set_seed(cfg.seed if cfg is not None else 0)   # same seed: same initial weights, batches, dropout
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         perceptual = (make_perceptual(config.perceptual, x_adv.shape[1:], classifier=classifier)
