@@ -181,6 +181,9 @@ def get_classifier(dataset: str, cfg=None, arch: str | None = None, retrain: boo
             print(f"[advlab.classifiers] {err} Retraining.")
     x, y = data.load(ds.name, "train", source=cfg.data_source, limit=cfg.n_train, verbose=verbose)
     x_te, y_te = data.load(ds.name, "test", source=cfg.data_source, limit=cfg.n_test, verbose=verbose)
+    from advlab.io.seeding import set_seed
+
+    set_seed(cfg.seed)   # the initial weights too: a classifier trained again is the same model
     model = build_classifier(arch, input_shape=ds.image_shape, num_classes=ds.num_classes)
     hist = train_classifier(model, x, y, epochs=cfg.classifier_epochs, batch_size=cfg.batch_size,
                             verbose=2 if verbose else 0, seed=cfg.seed)
