@@ -132,9 +132,11 @@ def _read_idx_pair(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 # The only globals the CIFAR-10 python batches reference: numpy arrays pickle as
 # ``_reconstruct(ndarray, ...)`` + ``dtype`` (module ``numpy.core`` before numpy 2, ``numpy._core``
 # after), or ``_frombuffer`` under protocol 5; ``_codecs.encode`` is how Python 3 writes bytes at
-# protocols < 3 (a batch re-saved from Python 3). Dicts, lists, str, bytes and ints need no global.
+# protocols < 3 (a batch re-saved from Python 3) and ``scalar`` a numpy number (labels a script
+# wrote as np.int64). Dicts, lists, str, bytes and ints need no global. All of these build data only.
 _CIFAR_GLOBALS = frozenset({
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
     ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
     ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
 })
