@@ -26,13 +26,16 @@ MAX_MESSAGE = 260
 _session: dict[str, list[dict]] = {}   # pytest node id -> rows recorded by that test this session
 
 _HASH = re.compile(r"(?<![0-9a-zA-Z])[0-9a-f]{10,}(?![0-9a-zA-Z])")
+_SIZE = re.compile(r"\(\d+ bytes\)")
 _TMP = re.compile(re.escape(str(Path(tempfile.gettempdir()).resolve())) + r"/[^\s'\"`]*[^\s'\"`.,:;)]")
 
 
 def _scrub(message: str) -> str:
-    """Temporary paths -> ``.../<file name>``, hashes -> ``<hash>``, one line: rows are the same on every run."""
+    """Temporary paths -> ``.../<file name>``, hashes and file sizes blanked, one line: the same
+    rows on every run."""
     message = _TMP.sub(lambda m: ".../" + Path(m.group()).name, message)
     message = _HASH.sub("<hash>", message)          # cache keys: they change with library versions
+    message = _SIZE.sub("(N bytes)", message)       # archive sizes: they hold a save date
     message = " ".join(message.split())
     return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE - 3].rstrip() + "..."
 

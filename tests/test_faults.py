@@ -12,9 +12,11 @@ in the killed run's folders to completion. Then:
 * the rerun's result equals the reference: **bitwise** for classifier training, attack
   crafting, the generalizability matrix and the comparison (seeded, deterministic on one
   machine); for purifier training every epoch appears once in the history, and the generator
-  matches the reference to within 1e-6 if the kill missed the training (or hit it before its
-  first checkpoint) and otherwise to within an MAE of 0.05 per pixel, because a run resumed from
-  an epoch checkpoint draws the remaining epochs' batch order afresh (see README, Determinism).
+  matches the reference to within 1e-6 if the rerun did not resume (killed before the first
+  checkpoint), and otherwise to within a mean absolute difference of 5e-3 per pixel (measured:
+  4e-5, max 3e-4, resumed after epoch 2 of 4), because a run resumed from an epoch checkpoint
+  draws the remaining epochs' batch order and dropout masks afresh (see README, Determinism).
+  This job is killed at a random point after its first checkpoint, so the rerun really resumes.
 """
 from __future__ import annotations
 
@@ -84,13 +86,17 @@ def run_to_end(job: str, base: Path, classifier: Path, timeout: float = 300) -> 
     return time.perf_counter() - started
 
 
-def run_killed(job: str, base: Path, classifier: Path, duration: float, rng) -> bool:
-    """Start ``job`` and SIGKILL it after a random fraction of ``duration``; True if it was killed."""
+def run_killed(job: str, base: Path, classifier: Path, duration: float, rng, after: str | None = None) -> bool:
+    """Start ``job`` and SIGKILL it after a random fraction of ``duration``; True if it was killed.
+    With ``after`` (a path under the job's folder) the delay starts once that file exists."""
     base.mkdir(parents=True, exist_ok=True)
     log = base / "log.txt"
     proc = _launch(job, base, _env(base, classifier), log)
     _wait_for_start(proc, log)
-    time.sleep(rng.uniform(0.05, 0.95) * duration)
+    if after is not None:
+        while not (base / "out" / after).exists() and proc.poll() is None:
+            time.sleep(0.02)
+    time.sleep(rng.uniform(0.05, 0.95) * duration if after is None else rng.uniform(0.0, 0.1) * duration)
     killed = proc.poll() is None
     if killed:
         os.kill(proc.pid, signal.SIGKILL)
@@ -136,11 +142,12 @@ def run_here(job: str, base: Path, classifier: Path, monkeypatch) -> float:
         return time.perf_counter() - t0
 
 
-def kill_and_rerun(job: str, tmp_path: Path, classifier: Path, monkeypatch) -> tuple[Path, Path, bool]:
+def kill_and_rerun(job: str, tmp_path: Path, classifier: Path, monkeypatch,
+                   after: str | None = None) -> tuple[Path, Path, bool]:
     """Reference run, killed run, rerun; returns (reference folder, recovered folder, was killed)."""
     rng = np.random.default_rng([KILL_SEED, zlib.crc32(job.encode())])
     duration = run_here(job, tmp_path / "reference", classifier, monkeypatch)
-    killed = run_killed(job, tmp_path / "faulted", classifier, duration, rng)
+    killed = run_killed(job, tmp_path / "faulted", classifier, duration, rng, after)
     assert_nothing_partial(tmp_path / "faulted")
     run_to_end(job, tmp_path / "faulted", classifier)
     assert_nothing_partial(tmp_path / "faulted")
@@ -183,8 +190,9 @@ def test_purifier_training_killed_and_rerun(tmp_path, tiny_classifier, monkeypat
     from advlab.purifiers.residual_cgan import load_purifier
     from advlab.training import read_history
 
-    ref, rec, killed = kill_and_rerun("purifier", tmp_path, tiny_classifier, monkeypatch)
-    assert [r["epoch"] for r in read_history(rec / "out" / "run")] == [1, 2, 3]
+    # killed after its first epoch's checkpoint, so the rerun really resumes
+    ref, rec, killed = kill_and_rerun("purifier", tmp_path, tiny_classifier, monkeypatch, after="run/checkpoint")
+    assert [r["epoch"] for r in read_history(rec / "out" / "run")] == [1, 2, 3, 4]
     x = np.random.default_rng(1).uniform(0, 1, (8, 28, 28, 1)).astype(np.float32)
     out_ref, out_rec = (load_purifier(b / "out" / "run")(x) for b in (ref, rec))
     assert out_rec.shape == x.shape and 0 <= out_rec.min() and out_rec.max() <= 1
@@ -193,8 +201,8 @@ def test_purifier_training_killed_and_rerun(tmp_path, tiny_classifier, monkeypat
         np.testing.assert_allclose(out_rec, out_ref, atol=1e-6)
     else:
         mae = float(np.abs(out_rec - out_ref).mean())
-        print(f"purifier: resumed run vs uninterrupted, output MAE {mae:.4f}")
-        assert mae < 0.05
+        print(f"purifier: resumed run vs uninterrupted, output MAE {mae:.2e}, max {np.abs(out_rec - out_ref).max():.2e}")
+        assert mae < 5e-3
 
 
 def test_experiment_killed_and_rerun(tmp_path, tiny_classifier, monkeypatch):
