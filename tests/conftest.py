@@ -65,3 +65,10 @@ def mnist_cnn(mnist_sample):
     acc = classifiers.accuracy(model, x_te, y_te)
     assert acc >= 0.90, f"mnist_cnn fixture trained to only {acc:.1%}"
     return model
+
+
+def pytest_sessionfinish(session):
+    """Save the bad-input rows the tests recorded (tests/bad_inputs.py renders them into README.md)."""
+    import bad_inputs
+
+    bad_inputs.save()

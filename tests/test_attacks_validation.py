@@ -105,6 +105,6 @@ def test_probabilities_instead_of_logits(mnist_cnn, batch):
     assert x_adv.shape == batch[0].shape
 
 
-def test_empty_batch_returns_empty(mnist_cnn):
-    out = run(mnist_cnn, np.zeros((0, 28, 28, 1), np.float32), np.zeros(0, np.int64))
-    assert out.shape == (0, 28, 28, 1)
+def test_empty_batch_refused(mnist_cnn):
+    with pytest.raises(ValueError, match=r"empty batch \(shape \(0, 28, 28, 1\)\)"):
+        run(mnist_cnn, np.zeros((0, 28, 28, 1), np.float32), np.zeros(0, np.int64))

@@ -56,8 +56,6 @@ def attack(name: str, model, x, y=None, *, batch_size: int = 128, progress: bool
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
     x_arr, y_arr = check_inputs(model, x, y)
-    if len(x_arr) == 0:
-        return x_arr
     if not allow_probabilities:
         check_logits(model, x_arr)
     if y_arr is None:

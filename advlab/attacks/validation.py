@@ -58,30 +58,32 @@ def check_params(name: str, params: dict, allowed) -> dict:
 def check_inputs(model, x, y=None, num_classes: int | None = None):
     """Check images (and labels) against ``model``; return float32 copies ``(x, y)``.
 
-    * ``x`` must be a batch (NHWC, rank 4) with the model's height/width/channels,
+    * ``x`` must be a non-empty batch (NHWC, rank 4) with the model's height/width/channels,
       finite, and in [0, 1] (0-255 images are refused with a hint).
     * ``y`` (optional) must hold one integer label per image, within the model's classes.
     """
     arr = np.asarray(x)
-    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"Images must be a numeric array, got dtype {arr.dtype}.")
+    if arr.dtype == object or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
+        raise TypeError(f"Images must be a real numeric array, got dtype {arr.dtype}.")
     if arr.ndim != 4:
         hint = (" (one image? add a batch axis: x[None]; grey images without a channel axis? "
                 "use x[..., None])") if arr.ndim == 3 else ""
         raise ValueError(f"Images must be a 4-D batch (N, height, width, channels); got shape "
                          f"{arr.shape}{hint}.")
+    if arr.size == 0:
+        raise ValueError(f"Images are an empty batch (shape {arr.shape}): there is nothing to attack. "
+                         f"Pass at least one image (check the slice or limit that produced x).")
     expected = tuple(model.input_shape[1:]) if model is not None else (None,) * 3
     for got, want, what in zip(arr.shape[1:], expected, ("height", "width", "channels")):
         if want is not None and got != want:
             raise ValueError(f"Images have shape {arr.shape[1:]} but the model expects {expected}: "
                              f"wrong {what} ({got} instead of {want}).")
-    if arr.size and not np.all(np.isfinite(arr)):
+    if not np.all(np.isfinite(arr)):
         raise ValueError(f"Images contain NaN or inf ({int(np.sum(~np.isfinite(arr)))} values).")
-    if arr.size:
-        lo, hi = float(arr.min()), float(arr.max())
-        if lo < 0 or hi > 1:
-            hint = " They look like 0-255 pixels: divide by 255." if hi > 1.5 and lo >= 0 else ""
-            raise ValueError(f"Images must be in [0, 1]; got values in [{lo:.4g}, {hi:.4g}].{hint}")
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < 0 or hi > 1:
+        hint = " They look like 0-255 pixels: divide by 255." if hi > 1.5 and lo >= 0 else ""
+        raise ValueError(f"Images must be in [0, 1]; got values in [{lo:.4g}, {hi:.4g}].{hint}")
     x_out = np.array(arr, dtype=np.float32, copy=True)
     y_out = None
     if y is not None:

@@ -83,18 +83,14 @@ def load_classifier(path, input_shape=None, num_classes: int | None = None, comp
     Raises ``FileNotFoundError`` for a missing file and :class:`CheckpointMismatch` when the file
     is unreadable or holds a different model than expected.
     """
-    import keras
+    from advlab.io.models import ModelFileCorrupt, load_model
 
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"No classifier checkpoint at {path}. Train one with advlab.classifiers.get_classifier() "
-            f"or train_classifier() + save_classifier().")
+    rebuild = "Train one with advlab.classifiers.get_classifier() or train_classifier() + save_classifier()."
     try:
-        model = keras.models.load_model(path, compile=compile)
-    except Exception as err:  # keras raises several types for truncated / foreign files
-        raise CheckpointMismatch(f"Could not load classifier {path} ({type(err).__name__}: {err}). "
-                                 f"The file is corrupt or not a Keras model; delete it and retrain.") from err
+        model = load_model(path, what="classifier checkpoint", rebuild=rebuild, compile=compile)
+    except ModelFileCorrupt as err:
+        raise CheckpointMismatch(str(err)) from err
     got_shape = tuple(model.input_shape[1:])
     if input_shape is not None and got_shape != tuple(input_shape):
         raise CheckpointMismatch(f"{path} expects inputs {got_shape}, not {tuple(input_shape)}.")
@@ -191,7 +187,10 @@ def get_classifier(dataset: str, cfg=None, arch: str | None = None, retrain: boo
         return model
 
     def train():
+        from advlab.io.seeding import set_seed
+
         x_te, y_te = data.load(ds.name, "test", source=cfg.data_source, limit=cfg.n_test, verbose=verbose)
+        set_seed(cfg.seed)   # the initial weights too: a classifier trained again is the same model
         model = build_classifier(arch, input_shape=ds.image_shape, num_classes=ds.num_classes)
         hist = train_classifier(model, x, y, epochs=cfg.classifier_epochs, batch_size=cfg.batch_size,
                                 verbose=2 if verbose else 0, seed=cfg.seed)

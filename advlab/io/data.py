@@ -129,17 +129,62 @@ def _read_idx_pair(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     return x[..., None], y
 
 
+# The only globals the CIFAR-10 python batches reference: numpy arrays pickle as
+# ``_reconstruct(ndarray, ...)`` + ``dtype`` (module ``numpy.core`` before numpy 2, ``numpy._core``
+# after), or ``_frombuffer`` under protocol 5; ``_codecs.encode`` is how Python 3 writes bytes at
+# protocols < 3 (a batch re-saved from Python 3) and ``scalar`` a numpy number (labels a script
+# wrote as np.int64). Dicts, lists, str, bytes and ints need no global. All of these build data only.
+_CIFAR_GLOBALS = frozenset({
+    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+    ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
+})
+
+
+class UnsafePickle(DatasetCorrupt):
+    """A pickle file asks for a Python object that a dataset file never contains."""
+
+
+class _DatasetUnpickler(pickle.Unpickler):
+    """Python's documented restricted unpickler: ``find_class`` admits only :data:`_CIFAR_GLOBALS`."""
+
+    def __init__(self, fh, path: Path):
+        super().__init__(fh, encoding="bytes")
+        self.path = path
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in _CIFAR_GLOBALS:
+            raise UnsafePickle(
+                f"{self.path} asks to load {module}.{name}, which no CIFAR-10 batch contains (only "
+                f"dicts, lists, bytes, str, ints and numpy arrays). It was refused without running "
+                f"anything: the file is not the official CIFAR-10 python version; download it again "
+                f"from https://www.cs.toronto.edu/~kriz/cifar.html.")
+        if module.startswith("numpy.core") and int(np.__version__.split(".")[0]) >= 2:
+            module = module.replace("numpy.core", "numpy._core")   # numpy 2 moved it (no shim warning)
+        return super().find_class(module, name)
+
+
+def load_pickle(path: str | Path):
+    """Unpickle a dataset file through :class:`_DatasetUnpickler` (bytes keys, as written by Python 2)."""
+    path = Path(path)
+    with path.open("rb") as fh:
+        return _DatasetUnpickler(fh, path).load()
+
+
 def _read_cifar_batches(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     names = [f"data_batch_{i}" for i in range(1, 6)] if split == "train" else ["test_batch"]
     xs, ys = [], []
     for name in names:
         path = folder / name
         try:
-            with path.open("rb") as fh:
-                batch = pickle.load(fh, encoding="bytes")
+            batch = load_pickle(path)
             data = np.asarray(batch[b"data"], dtype=np.uint8)
             labels = np.asarray(batch[b"labels"], dtype=np.int64)
-        except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError) as err:
+        except UnsafePickle:
+            raise
+        except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError,
+                IndexError) as err:
             raise DatasetCorrupt(f"{path} is not a CIFAR-10 python batch ({err!r}).") from err
         if data.ndim != 2 or data.shape[1] != 3072 or len(data) != len(labels):
             raise DatasetCorrupt(f"{path}: data {data.shape} / labels {labels.shape} malformed.")

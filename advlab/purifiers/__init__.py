@@ -46,6 +46,9 @@ class Purifier:
         import tensorflow as tf
 
         if isinstance(x, np.ndarray):
+            from advlab.evaluation.transforms import check_images
+
+            x = check_images(x)
             out = [np.asarray(self.purify_tensor(tf.convert_to_tensor(x[i:i + batch_size], tf.float32)))
                    for i in range(0, len(x), batch_size)]
             return np.concatenate(out).astype(np.float32) if out else x.astype(np.float32)

@@ -175,5 +175,8 @@ def load_autoencoder(folder, name: str = "autoencoder") -> AutoencoderPurifier |
     path = run.finished_model(MODEL_FILE)
     if path is None:
         return None
-    model = keras.models.load_model(path, compile=False)
+    from advlab.io.models import load_model
+
+    model = load_model(path, what="auto-encoder purifier",
+                       rebuild="Delete the folder and train it again with train_autoencoder().")
     return AutoencoderPurifier(model, name=name, train_seconds=run.train_info().get("train_time_s"))

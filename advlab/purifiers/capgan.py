@@ -226,7 +226,10 @@ def load_capgan(folder, name: str = "cap_gan") -> CAPGANPurifier | None:
     path = run.finished_model("generator.keras")
     if path is None:
         return None
-    gen = keras.models.load_model(path, compile=False)
+    from advlab.io.models import load_model
+
+    gen = load_model(path, what="CAP-GAN generator",
+                     rebuild="Delete the folder and train it again with train_capgan().")
     return CAPGANPurifier(gen, name=name, train_seconds=run.train_info().get("train_time_s"))
 
 

@@ -157,7 +157,8 @@ def load_purifier(path, name: str = "residual_cgan") -> KerasPurifier:
     path = Path(path)
     if path.is_dir():
         path = path / "generator.keras"
-    if not path.is_file():
-        raise FileNotFoundError(f"No trained generator at {path}; train one with "
-                                f"`python -m advlab train ... --out {path.parent}`.")
-    return as_purifier(keras.models.load_model(path, compile=False), name=name)
+    from advlab.io.models import load_model
+
+    generator = load_model(path, what="purifier (trained generator)",
+                           rebuild=f"Train one with `python -m advlab train ... --out {path.parent}`.")
+    return as_purifier(generator, name=name)

@@ -265,6 +265,9 @@ def _train_in(run, x_adv, x_clean, config, classifier, resume, strategy, validat
     run.check_or_write_fingerprint(resume, upgrade=lambda old: _upgrade(old, x_adv, x_clean, CGANConfig()))
     out = run.path
 
+    from advlab.io.seeding import set_seed
+
+    set_seed(cfg.seed if cfg is not None else 0)   # same seed: same initial weights, batches, dropout
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         perceptual = (make_perceptual(config.perceptual, x_adv.shape[1:], classifier=classifier)
