@@ -130,6 +130,7 @@ class CGANConfig(Frozen):
     epochs: int = 20
     perceptual: str = "auto"                  # see advlab.training.perceptual.make_perceptual
     mixed_precision: str | None = None        # None | "mixed_float16" | "mixed_bfloat16"
+    seed: int = 0                             # initial weights, batch order, dropout
 
     def __post_init__(self):
         for name, low in {"residual_blocks": 0, "base_filters": 1, "max_filters": 1, "disc_filters": 1,
@@ -167,7 +168,7 @@ class CGANConfig(Frozen):
         if key not in BUDGETS:
             raise ValueError(f"Unknown budget {budget!r}; choose one of {sorted(BUDGETS)}.")
         return cls(**{"residual_blocks": cfg.residual_blocks, "epochs": cfg.purifier_epochs,
-                      "batch_size": cfg.batch_size, **BUDGETS[key]["purifier"]})
+                      "batch_size": cfg.batch_size, "seed": cfg.seed, **BUDGETS[key]["purifier"]})
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -12,7 +12,7 @@ from advlab import budgets, config
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "config_reference.json").read_text())
 # fields added since the reference was dumped, at their defaults (the CLI's --attacks / --eps went into the protocol)
-ADDED = {"protocol": {"attacks": ["fgsm", "pgd", "cw"], "eps": None}}
+ADDED = {"protocol": {"attacks": ["fgsm", "pgd", "cw"], "eps": None}, "purifier": {"seed": 0}}
 
 
 @pytest.mark.parametrize("key", sorted(REFERENCE))

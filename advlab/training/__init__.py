@@ -267,7 +267,7 @@ def _train_in(run, x_adv, x_clean, config, classifier, resume, strategy, validat
 
     from advlab.io.seeding import set_seed
 
-    set_seed(cfg.seed if cfg is not None else 0)   # same seed: same initial weights, batches, dropout
+    set_seed(config.seed)   # same seed: same initial weights, batch order and dropout
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         perceptual = (make_perceptual(config.perceptual, x_adv.shape[1:], classifier=classifier)
