@@ -43,6 +43,8 @@ def test_table_names_every_mode_and_resumes(lab, monkeypatch):
     from advlab import classifiers
 
     assert frame.loc["none", "clean:none"] == pytest.approx(100 * classifiers.accuracy(lab.classifier, lab.x_test, lab.y_test))
+    saved = next(r for r in result.rows if r["defence"] == "none")      # saved as a fraction, shown in %
+    assert saved["clean:none"] == pytest.approx(classifiers.accuracy(lab.classifier, lab.x_test, lab.y_test))
     x_fgsm = lab.adversarial("fgsm")
     assert frame.loc["none", "gray-box:fgsm"] == pytest.approx(100 * classifiers.accuracy(lab.classifier, x_fgsm, lab.y_test))
     assert frame.loc["none", "gray-box:fgsm"] < frame.loc["none", "clean:none"]

@@ -1,6 +1,7 @@
 """The defence comparison: every purifier on the same attacked images, under every threat model.
 
-Rows are defences, columns are ``<mode>:<attack>`` accuracies (in %) plus PSNR, ms/image and
+Rows are defences, columns are ``<mode>:<attack>`` accuracies (fractions; :meth:`Comparison.to_frame`
+shows them in %) plus PSNR, ms/image and
 training time. Modes (named in every column):
 
 * ``gray-box``   - x_adv crafted on the classifier alone, then purified (the papers' setting);
@@ -123,10 +124,15 @@ class Comparison:
     cells: list
     meta: dict
 
-    def to_frame(self):
+    def to_frame(self, percent: bool = True):
+        """The wide table for display: accuracy columns in % (``percent=False``: fractions, as saved)."""
         import pandas as pd
 
-        return pd.DataFrame(self.rows).set_index("defence")
+        frame = pd.DataFrame(self.rows).set_index("defence")
+        if percent:
+            acc = [c for c in frame.columns if ":" in c]
+            frame[acc] = frame[acc].astype(float) * 100
+        return frame
 
     def save(self, name: str | None = None) -> dict:
         from advlab.io import results
@@ -140,7 +146,7 @@ class Comparison:
 def _accuracy(model, purifier, x, y, batch_size):
     from advlab.classifiers import predict_labels
 
-    return 100.0 * float(np.mean(predict_labels(model, purifier(x, batch_size=batch_size), batch_size) == y))
+    return float(np.mean(predict_labels(model, purifier(x, batch_size=batch_size), batch_size) == y))
 
 
 def _state(lab, plan: ComparisonPlan, x, y):
@@ -236,7 +242,7 @@ def run_comparison(lab, plan: ComparisonPlan | None = None, progress: bool = Tru
     meta = {"dataset": lab.dataset, "scale": lab.cfg.scale, "classifier": lab.arch, "n_eval": n,
             "plan": {k: v for k, v in plan.__dict__.items()}, "preset": lab.preset,
             "psnr": f"purified gray-box {plan.channel_attack} vs clean",
-            "accuracy": "percent of test images classified correctly after purification"}
+            "accuracy": "fraction of test images classified correctly after purification"}
     result = Comparison(lab.dataset, lab.cfg.scale, rows, cells, meta)
     if save:
         result.save()
