@@ -397,6 +397,8 @@ def resolve(scale: str | None = None, budget: str | None = None, job: str = "sca
     sections = {"cfg": LabConfig, "purifier": CGANConfig,
                 **({"protocol": Protocol} if job == "table1" else {}),
                 **({"plan": PLANS[job]} if job in PLANS else {})}
+    if "seed" in overrides:   # one seed per run: the purifier trains with the config's (CGANConfig.for_scale)
+        overrides = {**{k: v for k, v in overrides.items() if k != "seed"}, "cfg__seed": overrides["seed"]}
     changes = _split(overrides, sections)
     if job in PLANS and "residual_blocks" in changes["purifier"]:
         # the labs take the purifier's blocks from cfg (and the ablation varies them per model)

@@ -27,6 +27,7 @@ _session: dict[str, list[dict]] = {}   # pytest node id -> rows recorded by that
 
 _HASH = re.compile(r"(?<![0-9a-zA-Z])[0-9a-f]{10,}(?![0-9a-zA-Z])")
 _SIZE = re.compile(r"\(\d+ bytes\)")
+_MKSTEMP = re.compile(r"\.[A-Za-z0-9_]{8}\.tmp\.")      # advlab.io.cache's unique temporary names
 _TMP = re.compile(re.escape(str(Path(tempfile.gettempdir()).resolve())) + r"/[^\s'\"`]*[^\s'\"`.,:;)]")
 
 
@@ -36,6 +37,7 @@ def _scrub(message: str) -> str:
     message = _TMP.sub(lambda m: ".../" + Path(m.group()).name, message)
     message = _HASH.sub("<hash>", message)          # cache keys: they change with library versions
     message = _SIZE.sub("(N bytes)", message)       # archive sizes: they hold a save date
+    message = _MKSTEMP.sub(".<random>.tmp.", message)
     message = " ".join(message.split())
     return message if len(message) <= MAX_MESSAGE else message[:MAX_MESSAGE - 3].rstrip() + "..."
 

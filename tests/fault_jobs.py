@@ -56,15 +56,16 @@ def attack(out: Path):
 
 def purifier(out: Path):
     """``train_purifier``: a narrow residual cGAN, 4 epochs, checkpointed every epoch."""
-    from advlab.config import get_config
+    from advlab.config import CGANConfig, get_config
     from advlab.training import train_purifier
 
     x, _ = _data(64)
     x_adv = np.clip(x + np.random.default_rng(0).uniform(-0.3, 0.3, x.shape), 0, 1).astype(np.float32)
     _start()
-    train_purifier(x_adv, x, get_config("smoke"), out / "run", epochs=4, batch_size=16, residual_blocks=0,
-                   base_filters=8, max_filters=16, disc_filters=8, lambda_perc=0.0, perceptual="none",
-                   samples=0, verbose=0)
+    config = CGANConfig.for_scale(get_config("smoke")).replace(
+        epochs=4, batch_size=16, residual_blocks=0, base_filters=8, max_filters=16, disc_filters=8,
+        lambda_perc=0.0, perceptual="none")
+    train_purifier(x_adv, x, config, out / "run", samples=0, verbose=0)
 
 
 def experiment(out: Path):

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -106,17 +105,15 @@ def test_cli_train_and_evaluate_twice_give_the_same_numbers(tmp_path):
     env = _env(tmp_path, ADVLAB_SCALE="smoke")     # shares the session's ADVLAB_CACHE_DIR (classifier)
     args = ["--dataset", "mnist", "--n-train", "64", "--n-test", "32", "--epochs", "1", "--attacks", "fgsm",
             "--batch-size", "32", "--quiet"]
-    seconds = []
     for run in ("run1", "run2"):
-        t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-m", "advlab", "train", *args, "--out", str(tmp_path / run)],
                               cwd=tmp_path, env=env, text=True, capture_output=True, timeout=300)
-        seconds.append(time.perf_counter() - t0)
         assert proc.returncode == 0, proc.stderr[-3000:]
     first, second = (json.loads((tmp_path / r / "evaluation.json").read_text()) for r in ("run1", "run2"))
     for result in (first, second):
         for key in TIMING:
             result.pop(key, None)
+        result.pop("provenance", None)    # the command line (--out) and the clock differ by design
     assert first == second
     from advlab.io.models import load_model
 
@@ -131,4 +128,3 @@ def test_cli_train_and_evaluate_twice_give_the_same_numbers(tmp_path):
             assert sorted(a.files) == sorted(b.files)
             for key in a.files:
                 np.testing.assert_array_equal(a[key], b[key])
-    assert max(seconds) < 90, f"each CLI run should take under a minute on 2 cores, took {seconds}"

@@ -52,13 +52,21 @@ def command_line() -> str:
     """The command that made this process (``python -m advlab train ...``), the notebook's name
     inside a Jupyter kernel when Jupyter says it, else ``"interactive"``."""
     argv = list(getattr(sys, "orig_argv", None) or sys.argv)
-    in_kernel = "ipykernel" in sys.modules or any("ipykernel" in a for a in argv[:3])
-    if in_kernel:
+    if _in_kernel(argv):
         return os.environ.get("JPY_SESSION_NAME") or "interactive"
     if not argv or argv == [""] or argv[-1:] == ["-i"] or (len(argv) == 1 and sys.flags.interactive):
         return "interactive"
     argv[0] = Path(argv[0]).name
     return shlex.join(argv)
+
+
+def _in_kernel(argv) -> bool:
+    """A Jupyter kernel runs this process (not merely: something imported ipykernel)."""
+    if any("ipykernel" in a for a in argv[:3]):
+        return True
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    return shell is not None and type(shell).__module__.startswith("ipykernel")
 
 
 @functools.lru_cache(maxsize=1)
