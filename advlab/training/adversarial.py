@@ -29,6 +29,7 @@ import tensorflow as tf
 
 METHODS = ("pgd", "fgsm_rs", "trades")
 ATTACKS = ("pgd", "fgsm_rs")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -41,12 +42,15 @@ class AdversarialConfig:
     fgsm_alpha: float = 1.25       # FGSM step in units of eps (Wong et al.)
     trades_beta: float = 6.0
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # "cosine": decays to 0 over the run (the last epochs consolidate)
     batch_size: int = 128
     seed: int = 0
 
     def __post_init__(self):
         check_config(self.method, METHODS, self.eps, self.epochs, self.ramp_epochs, self.pgd_steps,
                      self.learning_rate, self.batch_size)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"Unknown lr_schedule {self.lr_schedule!r}; use one of {LR_SCHEDULES}.")
 
     def replace(self, **changes) -> "AdversarialConfig":
         return dataclasses.replace(self, **changes)
@@ -170,11 +174,11 @@ class _EpochCheckpoint(keras.callbacks.Callback):
 
 
 def fit_resumable(trainer: keras.Model, models: dict, x, y, config, *, epochs: int, ramp_epochs: float,
-                  run_dir=None, validation_data=None, verbose: int = 1, seed: int = 0) -> int:
+                  run_dir=None, validation_data=None, verbose: int = 1, seed: int = 0, callbacks=()) -> int:
     """Fit ``trainer`` (compiled; with an ``eps`` :class:`RampedEps` and an
     ``optimizers_and_variables()`` method) on ``(x, y)``, checkpointing ``models`` and the
     optimizers into ``run_dir`` after each epoch and resuming from there; returns the epochs
-    trained now."""
+    trained now. ``callbacks`` run before the checkpoint, so the logs they add reach history.csv."""
     from advlab.training import CSVLog
 
     x = np.array(x, np.float32, copy=True)
@@ -185,7 +189,7 @@ def fit_resumable(trainer: keras.Model, models: dict, x, y, config, *, epochs: i
         raise ValueError("x holds no images.")
     steps_per_epoch = math.ceil(len(x) / config.batch_size)
     trainer.eps.ramp_steps.assign(max(1.0, ramp_epochs * steps_per_epoch))
-    callbacks, start = [], 0
+    callbacks, start = list(callbacks), 0
     if run_dir is not None:
         run_dir = Path(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -204,7 +208,7 @@ def fit_resumable(trainer: keras.Model, models: dict, x, y, config, *, epochs: i
         if manager.latest_checkpoint:
             ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
             start = int(epoch_var.numpy())
-        callbacks = [_EpochCheckpoint(manager, epoch_var), CSVLog(run_dir)]
+        callbacks += [_EpochCheckpoint(manager, epoch_var), CSVLog(run_dir)]
     if start >= epochs:
         return 0
     ds = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
@@ -222,11 +226,12 @@ def copy_model(model: keras.Model) -> keras.Model:
 
 
 def train_adversarial(classifier: keras.Model, x, y, config: AdversarialConfig | None = None, *,
-                      run_dir=None, validation_data=None, verbose: int = 1) -> keras.Model:
+                      run_dir=None, validation_data=None, verbose: int = 1, callbacks=()) -> keras.Model:
     """Adversarially train a copy of ``classifier``; returns it (logits out).
 
     ``run_dir``: checkpoints, ``history.csv``, ``config.json`` and the final ``classifier.keras``;
     rerunning with the same ``run_dir`` and config resumes (finished runs return at once).
+    ``callbacks``: extra Keras callbacks (e.g. a per-epoch robustness probe).
     """
     config = config or AdversarialConfig()
     if not isinstance(config, AdversarialConfig):
@@ -234,10 +239,14 @@ def train_adversarial(classifier: keras.Model, x, y, config: AdversarialConfig |
     keras.utils.set_random_seed(config.seed)
     model = copy_model(classifier)
     trainer = AdversarialTrainer(model, config)
-    trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    learning_rate = config.learning_rate
+    if config.lr_schedule == "cosine":
+        total_steps = config.epochs * math.ceil(len(x) / config.batch_size)
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, total_steps))
+    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate))
     fit_resumable(trainer, {"classifier": model}, x, y, config, epochs=config.epochs,
                   ramp_epochs=config.ramp_epochs, run_dir=run_dir, validation_data=validation_data,
-                  verbose=verbose, seed=config.seed)
+                  verbose=verbose, seed=config.seed, callbacks=callbacks)
     if run_dir is not None:
         model.save(Path(run_dir) / "classifier.keras")
     return model
