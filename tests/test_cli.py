@@ -16,7 +16,7 @@ from advlab import cli
 from advlab.cli import common, robustness, tour, train
 
 ROOT = Path(__file__).resolve().parents[1]
-JOBS = ("classifier", "attack", "train", "evaluate", "experiment", "compare", "robustness", "tour")
+JOBS = ("classifier", "attack", "train", "evaluate", "experiment", "compare", "robustness", "advtrain", "tour")
 EXPERIMENTS = ("matrix", "transfer", "sweeps", "ablation", "grids", "all")
 
 

@@ -4,6 +4,8 @@ Preprocessing (rescaling, resizing) lives inside the model, so attacks, purifier
 work in one pixel space: [0, 1]. Architectures:
 
 * ``mnist_cnn``   - the classic Keras MNIST convnet (2 conv + max-pool, dropout, dense).
+* ``mnist_madry`` - Madry et al. 2018's MNIST network (5x5 convs 32/64, max-pool, dense 1024;
+  3.3 M parameters): the capacity their PGD adversarial training needs at eps 0.3.
 * ``mnist_lenet`` - LeNet-5 style: 5x5 convs, average pooling, tanh, two hidden dense layers.
 * ``mnist_mlp``   - no convolutions: 2 hidden dense layers (for cross-model transfer studies).
 * ``cifar_resnet``- a ResNet-20-style network (3 stages of basic residual blocks) for 32x32 RGB.
@@ -18,7 +20,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-ARCHS = ("mnist_cnn", "mnist_lenet", "mnist_mlp", "cifar_resnet",
+ARCHS = ("mnist_cnn", "mnist_madry", "mnist_lenet", "mnist_mlp", "cifar_resnet",
          "inceptionv3", "resnet50v2", "inceptionresnetv2")
 
 # ImageNet wrappers: (keras.applications constructor name, native input side)
@@ -27,7 +29,7 @@ _IMAGENET = {
     "resnet50v2": ("ResNet50V2", 224),
     "inceptionresnetv2": ("InceptionResNetV2", 299),
 }
-_DEFAULT_SHAPE = {"mnist_cnn": (28, 28, 1), "mnist_lenet": (28, 28, 1), "mnist_mlp": (28, 28, 1),
+_DEFAULT_SHAPE = {"mnist_cnn": (28, 28, 1), "mnist_madry": (28, 28, 1), "mnist_lenet": (28, 28, 1), "mnist_mlp": (28, 28, 1),
                   "cifar_resnet": (32, 32, 3)}
 
 
@@ -39,6 +41,16 @@ def _mnist_cnn(inp, num_classes):
     h = layers.Flatten()(h)
     h = layers.Dropout(0.5)(h)
     h = layers.Dense(128, activation="relu")(h)
+    return layers.Dense(num_classes, name="logits")(h)
+
+
+def _mnist_madry(inp, num_classes):
+    h = layers.Conv2D(32, 5, padding="same", activation="relu")(inp)
+    h = layers.MaxPooling2D()(h)
+    h = layers.Conv2D(64, 5, padding="same", activation="relu")(h)
+    h = layers.MaxPooling2D()(h)
+    h = layers.Flatten()(h)
+    h = layers.Dense(1024, activation="relu")(h)
     return layers.Dense(num_classes, name="logits")(h)
 
 
@@ -124,6 +136,6 @@ def build_classifier(arch: str, input_shape=None, num_classes: int = 10, weights
     if key in _IMAGENET:
         out = _imagenet(key, inp, num_classes, weights)
     else:
-        out = {"mnist_cnn": _mnist_cnn, "mnist_lenet": _mnist_lenet, "mnist_mlp": _mnist_mlp,
+        out = {"mnist_cnn": _mnist_cnn, "mnist_madry": _mnist_madry, "mnist_lenet": _mnist_lenet, "mnist_mlp": _mnist_mlp,
                "cifar_resnet": _cifar_resnet}[key](inp, num_classes)
     return keras.Model(inp, out, name=key)

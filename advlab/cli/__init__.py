@@ -7,10 +7,11 @@
     advlab experiment matrix --dataset mnist --scale full --budget cpu          # Tables III-V, Fig. 4-5
     advlab compare --dataset mnist --scale full --purifier-run runs/mnist_full  # notebook 10's table
     advlab robustness --defence median --suite quick --eps 0.3                  # one defence, many attacks
+    advlab advtrain --dataset mnist --scale full --method pgd --out runs/mnist_adv  # adversarial training
     advlab tour                                                                 # every notebook
 
 Each subcommand lives in its own module here (``train``: train/evaluate/record, ``attack``:
-classifier/attack, ``experiment``, ``compare``, ``robustness``, ``tour``); the flags they share
+classifier/attack, ``experiment``, ``compare``, ``robustness``, ``advtrain``, ``tour``); the flags they share
 are defined once in :mod:`advlab.cli.common`, which is also the one place flags become a run's
 :class:`advlab.config.RunConfig` (:func:`advlab.cli.common.resolve_run`: ``config.resolve`` with
 the flags as overrides), printed and saved as ``run_config.json``. The command line itself goes
@@ -22,10 +23,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from advlab.cli import attack, common, compare, experiment, robustness, tour, train
+from advlab.cli import advtrain, attack, common, compare, experiment, robustness, tour, train
 
 # the order of `advlab --help`
-MODULES = (attack, train, experiment, compare, robustness, tour)
+MODULES = (attack, train, experiment, compare, robustness, advtrain, tour)
 # flags the old scripts had under another name; only the aliases (alias()) translate them
 RENAMED = {"--cgan-run": ("--purifier-run",), "--narrow": ("--size", "narrow")}
 

@@ -2,11 +2,15 @@
 
 The defence is built exactly as the defence comparison builds it
 (:func:`advlab.evaluation.comparison.build_defence`: learned ones trained once and cached, or the
-generator of ``--purifier-run DIR``); the suite runs through
-:func:`advlab.evaluation.robustness.evaluate_robustness`. The result and ``run_config.json`` go to
-``--out`` (default: figures/).
+generator of ``--purifier-run DIR``) in front of the target classifier, or of the adversarially
+trained classifier of ``advlab advtrain --out DIR`` with ``--classifier-run DIR``; the suite runs
+through :func:`advlab.evaluation.robustness.evaluate_robustness`, resumable stage by stage (rerun
+the same command after an interruption). The report (``NAME.json``, ``.csv``, ``.png``) and
+``NAME_run_config.json`` go to ``--out`` (default: figures/).
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 from advlab.cli import common
 from advlab.cli.compare import DATASETS, add_defence_flags
@@ -17,7 +21,9 @@ SUITES = ("standard", "quick")
 def register(sub) -> None:
     p = common.add_command(sub, "robustness", "evaluate one defence against a suite of attacks", [
         "advlab robustness --defence median --suite quick --eps 0.3 --n 200",
-        "advlab robustness --defence residual_cgan --purifier-run runs/mnist_full --scale full --n 1000"],
+        "advlab robustness --defence residual_cgan --purifier-run runs/mnist_full --scale full --n 1000",
+        "advlab robustness --defence none --classifier-run runs/mnist_adv_pgd --scale full --n 1000 "
+        "--out figures/full --name robustness_mnist_adv_pgd"],
         description=__doc__.split("\n\n")[1])
     common.add_shared(p, "dataset", "scale", "budget", "out", "seed", "data_dir", "quiet", "eps",
                       dataset={"choices": DATASETS},
@@ -29,6 +35,11 @@ def register(sub) -> None:
     p.add_argument("--suite", default="standard", choices=SUITES, help="default: %(default)s")
     p.add_argument("--n", dest="n_eval", type=int, default=None, metavar="N",
                    help="the first N test images (default: the comparison plan's n_eval)")
+    p.add_argument("--classifier-run", type=Path, default=None, metavar="DIR",
+                   help="defend the classifier of `advlab advtrain --out DIR` (DIR/classifier.keras) "
+                        "instead of the target classifier")
+    p.add_argument("--name", default=None, help="file name stem of the report (default: "
+                                                "robustness_DEFENCE_SUITE_DATASET_SCALE)")
     p.set_defaults(run=cmd_robustness)
 
 
@@ -43,9 +54,8 @@ def _engine():
 
 def cmd_robustness(args):
     from advlab.evaluation import comparison
-    from advlab.experiments.pipeline import prepare
     from advlab.io import results
-    from advlab.io.paths import figures_dir
+    from advlab.io.paths import cache_dir, figures_dir
 
     evaluate_robustness = _engine()
     if args.defence not in comparison.DEFENCES:
@@ -53,12 +63,46 @@ def cmd_robustness(args):
     if args.n_eval is not None and args.n_eval < 1:
         raise SystemExit(f"error: --n must be a positive integer, got {args.n_eval}")
     with common.environment(ADVLAB_FIGURES_DIR=args.out.resolve() if args.out else None):
-        run = common.start(args, "comparison", folder=figures_dir())
+        run = common.start(args, "comparison")
+        defence, classifier, x, y = _defence_and_data(args, run)
+        result = evaluate_robustness(defence, classifier, x, y, args.eps, suite=args.suite, seed=run.cfg.seed,
+                                     out=cache_dir("robustness"), name=_label(args))
+        print(result)
+        name = args.name or f"robustness_{args.defence}_{args.suite}_{args.dataset}_{run.cfg.scale}"
+        for kind, path in result.save(name, figures_dir()).items():
+            print(f"[advlab] saved {kind}: {path}")
+        print(f"[advlab] run config saved to {results.save_json(run.to_dict(), name + '_run_config', figures_dir())}")
+    return result
+
+
+def _label(args) -> str:
+    return args.defence if args.classifier_run is None else f"{args.defence}+{args.classifier_run.name}"
+
+
+def _defence_and_data(args, run):
+    """(defence, classifier, x_test, y_test): the classifier of ``--classifier-run`` if given."""
+    from advlab.evaluation import comparison
+
+    if args.classifier_run is None or args.defence not in ("none",) + comparison.CLASSICAL:
+        from advlab.experiments.pipeline import prepare
+
         lab = prepare(args.dataset, run.cfg, verbose=not args.quiet)
         defence, _ = comparison.build_defence(args.defence, lab, run.plan)
-        result = evaluate_robustness(defence, lab.classifier, lab.x_test, lab.y_test, args.eps, suite=args.suite)
-        name = f"robustness_{args.defence}_{args.suite}_{args.dataset}_{run.cfg.scale}"
-        print(result)
-        record = result.to_dict() if hasattr(result, "to_dict") else result
-        print(f"[advlab] saved {results.save_json(record, name, config=run)}")
-    return result
+        classifier = lab.classifier if args.classifier_run is None else _load_run(args.classifier_run)
+        return defence, classifier, lab.x_test, lab.y_test
+    from advlab.io import data
+
+    defence, _ = comparison.build_defence(args.defence, None, run.plan)    # needs no data or classifier
+    x, y = data.load(args.dataset, "test", source=run.cfg.data_source, limit=run.cfg.n_test,
+                     verbose=not args.quiet)
+    return defence, _load_run(args.classifier_run), x, y
+
+
+def _load_run(folder: Path):
+    from advlab.classifiers import load_classifier
+
+    path = folder / "classifier.keras"
+    if not path.is_file():
+        raise SystemExit(f"error: {path} does not exist; train it with `advlab advtrain --out {folder}` "
+                         f"(a run that was interrupted resumes when rerun)")
+    return load_classifier(path)

@@ -28,6 +28,7 @@ import tensorflow as tf
 
 METHODS = ("pgd", "fgsm_rs", "trades")
 ATTACKS = ("pgd", "fgsm_rs")
+LR_SCHEDULES = ("constant", "cosine")
 
 
 @dataclass(frozen=True)
@@ -40,12 +41,15 @@ class AdversarialConfig:
     fgsm_alpha: float = 1.25       # FGSM step in units of eps (Wong et al.)
     trades_beta: float = 6.0
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"  # "cosine": decays to 0 over the run (the last epochs consolidate)
     batch_size: int = 128
     seed: int = 0
 
     def __post_init__(self):
         check_config(self.method, METHODS, self.eps, self.epochs, self.ramp_epochs, self.pgd_steps,
                      self.learning_rate, self.batch_size)
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"Unknown lr_schedule {self.lr_schedule!r}; use one of {LR_SCHEDULES}.")
 
     def replace(self, **changes) -> "AdversarialConfig":
         return dataclasses.replace(self, **changes)
@@ -159,13 +163,14 @@ class AdversarialTrainer(keras.Model):
 
 
 def fit_resumable(trainer: keras.Model, models: dict, x, y, config, *, epochs: int, ramp_epochs: float,
-                  run_dir=None, validation_data=None, verbose: int = 1, seed: int = 0) -> int:
+                  run_dir=None, validation_data=None, verbose: int = 1, seed: int = 0, callbacks=()) -> int:
     """Fit ``trainer`` (compiled; with an ``eps`` :class:`RampedEps` and an
     ``optimizers_and_variables()`` method) on ``(x, y)``; with ``run_dir`` it trains in a
     :class:`~advlab.training.runfolder.RunFolder` (fingerprint of the config and the data,
     a checkpoint of ``models`` and the optimizers after each epoch, train info, the folder's lock)
     and resumes from there. Returns the epochs trained now. A finished run continued with more
-    ``epochs`` resumes too: the epoch count is not part of the fingerprint."""
+    ``epochs`` resumes too: the epoch count is not part of the fingerprint. ``callbacks`` run
+    before the checkpoint, so the logs they add reach history.csv."""
     from advlab.training import CSVLog
 
     x = np.array(x, np.float32, copy=True)
@@ -179,7 +184,8 @@ def fit_resumable(trainer: keras.Model, models: dict, x, y, config, *, epochs: i
     ds = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
           .batch(config.batch_size))
     if run_dir is None:
-        trainer.fit(ds, epochs=epochs, validation_data=validation_data, verbose=verbose, shuffle=False)
+        trainer.fit(ds, epochs=epochs, validation_data=validation_data, callbacks=list(callbacks),
+                    verbose=verbose, shuffle=False)
         return epochs
     from advlab.io.cache import array_digest
     from advlab.training.runfolder import RunFolder
@@ -194,11 +200,11 @@ def fit_resumable(trainer: keras.Model, models: dict, x, y, config, *, epochs: i
     run = RunFolder(run_dir, {"config": settings, "data": array_digest(x, y)})
     with run.lock():
         run.check_or_write_fingerprint(resume=True)
-        start, callbacks = run.resumable({**models, **optimizers}, build=build, extra={"config": config.to_dict()})
+        start, own = run.resumable({**models, **optimizers}, build=build, extra={"config": config.to_dict()})
         if start >= epochs:
             return 0
         trainer.fit(ds, epochs=epochs, initial_epoch=start, validation_data=validation_data,
-                    callbacks=[*callbacks, CSVLog(run.path, append=start > 0)], verbose=verbose,
+                    callbacks=[*callbacks, *own, CSVLog(run.path, append=start > 0)], verbose=verbose,
                     shuffle=False)  # ds shuffles
     return epochs - start
 
@@ -211,11 +217,12 @@ def copy_model(model: keras.Model) -> keras.Model:
 
 
 def train_adversarial(classifier: keras.Model, x, y, config: AdversarialConfig | None = None, *,
-                      run_dir=None, validation_data=None, verbose: int = 1) -> keras.Model:
+                      run_dir=None, validation_data=None, verbose: int = 1, callbacks=()) -> keras.Model:
     """Adversarially train a copy of ``classifier``; returns it (logits out).
 
-    ``run_dir``: checkpoints, ``history.csv``, ``config.json`` and the final ``classifier.keras``;
+    ``run_dir``: checkpoints, ``history.csv``, ``run.json`` (config and data digest) and the final ``classifier.keras``;
     rerunning with the same ``run_dir`` and config resumes (finished runs return at once).
+    ``callbacks``: extra Keras callbacks (e.g. a per-epoch robustness probe).
     """
     config = config or AdversarialConfig()
     if not isinstance(config, AdversarialConfig):
@@ -223,10 +230,14 @@ def train_adversarial(classifier: keras.Model, x, y, config: AdversarialConfig |
     keras.utils.set_random_seed(config.seed)
     model = copy_model(classifier)
     trainer = AdversarialTrainer(model, config)
-    trainer.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
+    learning_rate = config.learning_rate
+    if config.lr_schedule == "cosine":
+        total_steps = config.epochs * math.ceil(len(x) / config.batch_size)
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, total_steps))
+    trainer.compile(optimizer=keras.optimizers.Adam(learning_rate))
     fit_resumable(trainer, {"classifier": model}, x, y, config, epochs=config.epochs,
                   ramp_epochs=config.ramp_epochs, run_dir=run_dir, validation_data=validation_data,
-                  verbose=verbose, seed=config.seed)
+                  verbose=verbose, seed=config.seed, callbacks=callbacks)
     if run_dir is not None:
         from advlab.io.cache import save_model_atomic
 

@@ -1,0 +1,61 @@
+"""``advlab advtrain``: its help, and a tiny run at smoke scale that completes and resumes (seconds)."""
+import json
+import shlex
+
+import numpy as np
+import pytest
+
+from advlab import cli
+
+TINY = ["advtrain", "--scale", "smoke", "--method", "pgd", "--steps", "2", "--epochs", "1", "--n-train", "240",
+        "--holdout", "40", "--probe-steps", "2", "--batch-size", "64", "--quiet"]
+
+
+def test_help_shows_examples_that_parse(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["advtrain", "--help"])
+    assert exit_.value.code == 0
+    examples = capsys.readouterr().out.split("examples:\n", 1)[1]
+    lines = [line.strip() for line in examples.splitlines() if line.strip()]
+    assert lines and all(line.startswith("advlab advtrain") for line in lines)
+    for line in lines:
+        args = cli.build_parser().parse_args(shlex.split(line)[1:])
+        assert args.run.__name__ == "cmd_advtrain"
+
+
+def test_tiny_run_completes_then_resumes_from_its_checkpoint(tmp_path):
+    from advlab.classifiers import load_classifier
+
+    out = tmp_path / "adv"
+    assert cli.main([*TINY, "--out", str(out)]) == 0
+    summary = json.loads((out / "advtrain.json").read_text())
+    assert summary["finished"] and summary["n_train"] == 200 and summary["holdout"] == 40
+    assert 0 <= summary["clean_test_accuracy"] <= 1
+    assert {"run_config.json", "config.json", "history.csv", "classifier.keras", "advtrain.json"} <= \
+        {p.name for p in out.iterdir()}
+    header, row = (out / "history.csv").read_text().splitlines()
+    assert "holdout_pgd_accuracy" in header and row.startswith("1,")
+    first = load_classifier(out / "classifier.keras").get_weights()
+
+    # interrupted after the epoch's checkpoint, before the final save: a rerun restores, trains nothing
+    (out / "classifier.keras").unlink()
+    (out / "advtrain.json").unlink()
+    assert cli.main([*TINY, "--out", str(out)]) == 0
+    again = json.loads((out / "advtrain.json").read_text())
+    resumed = load_classifier(out / "classifier.keras").get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(first, resumed))
+    assert again["clean_test_accuracy"] == summary["clean_test_accuracy"]
+    assert len((out / "history.csv").read_text().splitlines()) == 2
+    assert json.loads((out / "config.json").read_text())["pgd_steps"] == 2
+
+
+def test_another_config_in_the_same_folder_is_refused(tmp_path):
+    out = tmp_path / "adv"
+    cli.main([*TINY, "--out", str(out)])
+    with pytest.raises(SystemExit, match="another config.*--no-resume"):
+        cli.main([*TINY, "--steps", "3", "--out", str(out)])
+
+
+def test_holdout_larger_than_the_training_set_is_refused(tmp_path):
+    with pytest.raises(SystemExit, match="--holdout"):
+        cli.main([*TINY, "--holdout", "240", "--out", str(tmp_path / "adv")])
