@@ -31,7 +31,7 @@ def test_tiny_run_completes_then_resumes_from_its_checkpoint(tmp_path):
     summary = json.loads((out / "advtrain.json").read_text())
     assert summary["finished"] and summary["n_train"] == 200 and summary["holdout"] == 40
     assert 0 <= summary["clean_test_accuracy"] <= 1
-    assert {"run_config.json", "config.json", "history.csv", "classifier.keras", "advtrain.json"} <= \
+    assert {"run_config.json", "run.json", "history.csv", "classifier.keras", "advtrain.json"} <= \
         {p.name for p in out.iterdir()}
     header, row = (out / "history.csv").read_text().splitlines()
     assert "holdout_pgd_accuracy" in header and row.startswith("1,")
@@ -46,13 +46,13 @@ def test_tiny_run_completes_then_resumes_from_its_checkpoint(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(first, resumed))
     assert again["clean_test_accuracy"] == summary["clean_test_accuracy"]
     assert len((out / "history.csv").read_text().splitlines()) == 2
-    assert json.loads((out / "config.json").read_text())["pgd_steps"] == 2
+    assert json.loads((out / "run.json").read_text())["config"]["pgd_steps"] == 2
 
 
 def test_another_config_in_the_same_folder_is_refused(tmp_path):
     out = tmp_path / "adv"
     cli.main([*TINY, "--out", str(out)])
-    with pytest.raises(SystemExit, match="another config.*--no-resume"):
+    with pytest.raises(SystemExit, match=r"(?s)another config.*--no-resume"):
         cli.main([*TINY, "--steps", "3", "--out", str(out)])
 
 

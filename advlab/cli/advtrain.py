@@ -13,7 +13,6 @@ the same command to resume), ``history.csv``, ``classifier.keras``, ``run_config
 from __future__ import annotations
 
 import json
-import shutil
 import time
 
 from advlab.cli import common
@@ -92,10 +91,9 @@ def cmd_advtrain(args) -> dict:
 
     out = args.out
     if not args.resume:
-        for name in ("checkpoints", "config.json", "history.csv", "classifier.keras", SUMMARY):
-            path = out / name
-            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
-    run = common.start(args, "plain", folder=out)
+        for name in ("classifier.keras", SUMMARY):   # checkpoints and history: train_adversarial(resume=False)
+            (out / name).unlink(missing_ok=True)
+    run = common.start(args, "scale", folder=out)
     cfg = run.cfg
     config = _config(args, cfg.seed)
     if args.holdout < 0 or args.probe_steps < 1:
@@ -118,7 +116,8 @@ def cmd_advtrain(args) -> dict:
     t0 = time.perf_counter()
     try:
         robust = train_adversarial(model, x[:n_fit], y[:n_fit], config, run_dir=out,
-                                   verbose=0 if args.quiet else 2, callbacks=callbacks)
+                                   verbose=0 if args.quiet else 2, callbacks=callbacks,
+                                   resume=args.resume)
     except ValueError as err:   # another run's checkpoints in --out
         raise SystemExit(f"error: {err} (or pass --no-resume to overwrite it)") from err
     seconds = time.perf_counter() - t0
@@ -129,7 +128,7 @@ def cmd_advtrain(args) -> dict:
     acc = classifiers.accuracy(robust, x_test, y_test)
     summary.update(finished=True, method=config.method, arch=arch, parameters=int(robust.count_params()),
                    n_train=n_fit, holdout=args.holdout, n_test=len(y_test), clean_test_accuracy=acc,
-                   config=config.to_dict(), command=run.command)
+                   config=config.to_dict())   # the command line is in the provenance block
     save_json(summary, SUMMARY, folder=out)
     print(f"[advtrain] clean test accuracy {acc:.2%} on {len(y_test)} images; training "
           f"{summary['train_seconds'] / 60:.1f} min in all; saved {out / 'classifier.keras'}")

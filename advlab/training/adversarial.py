@@ -163,7 +163,8 @@ class AdversarialTrainer(keras.Model):
 
 
 def fit_resumable(trainer: keras.Model, models: dict, x, y, config, *, epochs: int, ramp_epochs: float,
-                  run_dir=None, validation_data=None, verbose: int = 1, seed: int = 0, callbacks=()) -> int:
+                  run_dir=None, validation_data=None, verbose: int = 1, seed: int = 0, callbacks=(),
+                  resume: bool = True) -> int:
     """Fit ``trainer`` (compiled; with an ``eps`` :class:`RampedEps` and an
     ``optimizers_and_variables()`` method) on ``(x, y)``; with ``run_dir`` it trains in a
     :class:`~advlab.training.runfolder.RunFolder` (fingerprint of the config and the data,
@@ -199,7 +200,7 @@ def fit_resumable(trainer: keras.Model, models: dict, x, y, config, *, epochs: i
     settings = {k: v for k, v in config.to_dict().items() if k != "epochs"}
     run = RunFolder(run_dir, {"config": settings, "data": array_digest(x, y)})
     with run.lock():
-        run.check_or_write_fingerprint(resume=True)
+        run.check_or_write_fingerprint(resume=resume)   # resume=False: a fresh start in run_dir
         start, own = run.resumable({**models, **optimizers}, build=build, extra={"config": config.to_dict()})
         if start >= epochs:
             return 0
@@ -217,7 +218,8 @@ def copy_model(model: keras.Model) -> keras.Model:
 
 
 def train_adversarial(classifier: keras.Model, x, y, config: AdversarialConfig | None = None, *,
-                      run_dir=None, validation_data=None, verbose: int = 1, callbacks=()) -> keras.Model:
+                      run_dir=None, validation_data=None, verbose: int = 1, callbacks=(),
+                      resume: bool = True) -> keras.Model:
     """Adversarially train a copy of ``classifier``; returns it (logits out).
 
     ``run_dir``: checkpoints, ``history.csv``, ``run.json`` (config and data digest) and the final ``classifier.keras``;
@@ -237,7 +239,7 @@ def train_adversarial(classifier: keras.Model, x, y, config: AdversarialConfig |
     trainer.compile(optimizer=keras.optimizers.Adam(learning_rate))
     fit_resumable(trainer, {"classifier": model}, x, y, config, epochs=config.epochs,
                   ramp_epochs=config.ramp_epochs, run_dir=run_dir, validation_data=validation_data,
-                  verbose=verbose, seed=config.seed, callbacks=callbacks)
+                  verbose=verbose, seed=config.seed, callbacks=callbacks, resume=resume)
     if run_dir is not None:
         from advlab.io.cache import save_model_atomic
 
