@@ -36,6 +36,9 @@ notebooks: $(STAMP)
 tour: $(STAMP)
 	$(BIN)/python scripts/tour.py --scale $(ADVLAB_SCALE) --out $(OUT)
 
+student: $(STAMP)
+	$(BIN)/python scripts/student_edition.py --out build/student
+
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks
 

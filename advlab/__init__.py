@@ -26,6 +26,13 @@ scale, budget   ``ADVLAB_SCALE`` = ``smoke`` | ``full``; at full scale ``ADVLAB_
 from __future__ import annotations
 
 import importlib
+import os
+
+# Before TensorFlow is first imported (lazily, by a submodule): no C++ INFO/WARNING start-up logs.
+# TF >= 2.16 prints its oneDNN notice before absl logging starts, whatever the level; only
+# switching oneDNN's custom ops off silences it (and makes CPU results reproducible bit for bit).
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 __version__ = "0.1.0"
 
