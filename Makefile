@@ -2,6 +2,7 @@
 #   make test   unit tests + every notebook under nbmake, at smoke scale
 #   make tour   run every notebook top to bottom at smoke scale; executed copies in build/tour
 #   make lab    open JupyterLab on the course
+#   make student  write the student edition (solutions stubbed, answers dropped) to build/student
 # Variables: PYTHON (interpreter for the venv), TF (cpu | tf | gpu: which TensorFlow wheel),
 #            ADVLAB_SCALE (smoke | full), OUT (tour output folder).
 PYTHON ?= python3

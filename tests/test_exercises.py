@@ -1,13 +1,24 @@
-"""The exercises test the student: every check fails without its solution and passes with it,
-and a notebook run leaves no TensorFlow/absl log lines or tracebacks in its outputs.
+"""The exercises test the student: every check fails without its solution, fails with a wrong
+answer, and passes with the solution; a notebook run leaves no TensorFlow/absl log lines or
+tracebacks in its outputs.
 
 One kernel per notebook (smoke scale): the cells before "## Exercises" run once; then, for each
-exercise in order, the student edition's stub and the check (which must fail), then the
-solution and the check (which must pass). The stub is made by scripts/student_edition.py, the
-same code that writes the student edition. ``--durations=0`` shows the time per notebook.
+exercise in order:
+
+1. the student edition's stub (made by scripts/student_edition.py, as for ``make student``),
+   then the check: it must fail;
+2. the solution, then the check: it must pass;
+3. for each answer name (a name in backticks in the exercise's text, like `eps_star` or
+   `fgsm(...)`, that the solution binds), that answer made wrong (numbers and arrays shifted,
+   functions returning shifted results, anything else replaced), then the check: it must
+   fail. This is what catches a check that cannot fail, such as ``0 <= v <= 1``. The answer
+   is restored afterwards.
+
+``--durations=0`` shows the time per notebook.
 """
 from __future__ import annotations
 
+import ast
 import copy
 import importlib.util
 import os
@@ -55,18 +66,64 @@ def _params(paths):
     return out
 
 
+# Makes an answer wrong in a way no correct check accepts (defined once in the kernel).
+WRONG = """
+def _exercise_wrong(v):
+    import numpy as np
+    if hasattr(v, "numpy") and not callable(v):  # a tensor
+        v = v.numpy()
+    if callable(v) and not isinstance(v, type):
+        return lambda *a, **k: _exercise_wrong(v(*a, **k))
+    if isinstance(v, (bool, np.bool_)):
+        return not v
+    if isinstance(v, (int, float, np.number)):
+        return v + 0.05 + 0.1 * abs(v)
+    if isinstance(v, np.ndarray) and v.dtype.kind == "b":
+        return ~v
+    if isinstance(v, np.ndarray) and v.dtype.kind in "iu":
+        return v + 1
+    if isinstance(v, np.ndarray) and v.dtype.kind == "f":
+        return v + (0.05 + 0.1 * np.abs(v)).astype(v.dtype)
+    if isinstance(v, (list, tuple)):
+        return type(v)(_exercise_wrong(e) for e in v)
+    if isinstance(v, dict):
+        return {k: _exercise_wrong(e) for k, e in v.items()}
+    if isinstance(v, str):
+        return v + "?"
+    return object()
+"""
+
+
+def answer_names(text: str, solution_source: str) -> list[str]:
+    """Names the exercise asks for (in backticks, alone or called) that the solution binds."""
+    asked = set(re.findall(r"`([A-Za-z_]\w*)(?:`|\()", text))
+    bound = []
+    for node in ast.parse(solution_source).body:  # top-level bindings only
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            bound.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            for target in getattr(node, "targets", None) or [node.target]:
+                bound += [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+    return [n for n in dict.fromkeys(bound) if n in asked]
+
+
+def _code(source):
+    return nbformat.v4.new_code_cell(source)
+
+
 def plan(nb):
     """Split a notebook into (setup cells, exercise steps). A step is ("run", cell) for cells
     of the exercises section that are neither solution nor check, or ("exercise", solution,
-    check) for a solution and the first check after it."""
+    check, text) for a solution, the first check after it and the exercise's markdown."""
     cells = nb.cells
     head = next((i for i, c in enumerate(cells)
                  if c.cell_type == "markdown" and "## Exercises" in c.source), None)
     if head is None:
         raise AssertionError("no '## Exercises' section")
-    steps, pending = [], None
+    steps, pending, text = [], None, ""
     for cell in cells[head:]:
         if cell.cell_type != "code":
+            text += "\n" + cell.source
             continue
         r = edition.role(cell)
         if r == "solution":
@@ -74,8 +131,8 @@ def plan(nb):
             pending = cell
         elif r == "check":
             assert pending is not None, "a check without a solution before it"
-            steps.append(("exercise", pending, cell))
-            pending = None
+            steps.append(("exercise", pending, cell, text))
+            pending, text = None, ""
         else:
             steps.append(("run", cell))
     assert pending is None, "the last solution has no check"
@@ -88,7 +145,9 @@ class Run:
     def __init__(self):
         self.seconds = 0.0
         self.setup_error = None
-        self.exercises = []   # (number, error without solution or None, error with solution or None)
+        # (number, error without solution or None, error with solution or None,
+        #  {answer name: error with that answer wrong, or None})
+        self.exercises = []
         self.clean_cells = []  # cells whose outputs must be clean (everything but the stubs' runs)
         self.kernel_stderr = ""  # what the kernel process wrote to its own stderr
 
@@ -126,6 +185,7 @@ def run_notebook(path: Path, workdir: Path) -> Run:
                 break
         else:
             number = 0
+            _execute(client, _code(WRONG), len(setup))
             for step in steps:
                 if step[0] == "run":
                     run.clean_cells.append(step[1])
@@ -133,7 +193,7 @@ def run_notebook(path: Path, workdir: Path) -> Run:
                         run.setup_error = f"exercises section: {err}"
                         break
                     continue
-                _, sol, chk = step
+                _, sol, chk, text = step
                 number += 1
                 index = nb.cells.index(sol)
                 stub = copy.deepcopy(sol)
@@ -142,7 +202,12 @@ def run_notebook(path: Path, workdir: Path) -> Run:
                 without = _execute(client, copy.deepcopy(chk), nb.cells.index(chk))
                 with_sol = _execute(client, sol, index) or _execute(client, chk, nb.cells.index(chk))
                 run.clean_cells += [sol, chk]
-                run.exercises.append((number, without, with_sol))
+                wrong = {}
+                for name in answer_names(text, sol.source) if not with_sol else ():
+                    _execute(client, _code(f"_exercise_saved = {name}\n{name} = _exercise_wrong({name})"), index)
+                    wrong[name] = _execute(client, copy.deepcopy(chk), nb.cells.index(chk))
+                    _execute(client, _code(f"{name} = _exercise_saved\ndel _exercise_saved"), index)
+                run.exercises.append((number, without, with_sol, wrong))
     run.seconds = time.perf_counter() - start
     run.kernel_stderr = log.read_text(errors="replace")
     return run
@@ -164,6 +229,12 @@ def executed(path: Path, monkeypatch) -> Run:
     return _RUNS[path.name]
 
 
+def test_answer_names_are_asked_for_and_bound():
+    text = "Write `fgsm(model, x, y, eps)`; store it in `acc` and the grid in `EPS_GRID`."
+    src = "def fgsm(model, x, y, eps):\n    acc = x\n    return acc\ntmp = 1\nacc, other = 0.5, 2\n"
+    assert answer_names(text, src) == ["fgsm", "acc"]
+
+
 def test_stub_is_nbgraders():
     src = "import numpy as np\n\ndef f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n"
     assert edition.stub_source(src) == (
@@ -179,10 +250,14 @@ def test_checks_fail_without_solution_and_pass_with_it(path, monkeypatch):
     run = executed(path, monkeypatch)
     assert run.setup_error is None, f"the notebook failed before its exercises: {run.setup_error}"
     assert run.exercises, "no exercises ran"
-    passing = [n for n, without, _ in run.exercises if without is None]
-    broken = [f"{n}: {err}" for n, _, err in run.exercises if err]
+    passing = [n for n, without, _, _ in run.exercises if without is None]
+    broken = [f"{n}: {err}" for n, _, err, _ in run.exercises if err]
+    unnamed = [n for n, _, err, wrong in run.exercises if not err and not wrong]
+    fooled = [f"{n}: `{name}`" for n, _, _, wrong in run.exercises for name, e in wrong.items() if e is None]
     assert not passing, f"exercise(s) {passing}: the check passes with the stub in place"
     assert not broken, f"the check fails with the solution: {broken}"
+    assert not unnamed, f"exercise(s) {unnamed}: the text names no answer (in backticks) that the solution binds"
+    assert not fooled, f"the check passes with a wrong answer: {fooled}"
 
 
 @pytest.mark.slow
