@@ -36,16 +36,16 @@ _spec = importlib.util.spec_from_file_location("student_edition", ROOT / "script
 edition = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(edition)
 
-# Notebooks whose exercises predate issue 15: some of their checks pass without the solution.
+# Notebooks whose exercises predate issue 15 and fail this test; the reason says how.
 # strict: the day one is converted, its entry here must go (the xfail then turns into a failure).
-NOT_CONVERTED = {
-    "04": "exercises not yet converted (issue 15)",
-    "05": "exercises not yet converted (issue 15)",
-    "06": "exercises not yet converted (issue 15)",
-    "07": "exercises not yet converted (issue 15)",
-    "08": "exercises not yet converted (issue 15)",
-    "09": "exercises not yet converted (issue 15)",
-    "10": "exercises not yet converted (issue 15)",
+NOT_CONVERTED = {  # what this test finds in each (smoke scale)
+    "04": "checks read psnr_bound, psnr_measured, gain, which only the solution defines (issue 15)",
+    "05": "checks read best, fgsm_purified, levels, levels_256, which only the solution defines (issue 15)",
+    "06": "checks read mean_g and others, which only the solution defines (issue 15)",
+    "07": "range checks (0 <= spread <= 1, -100 <= recovered <= 100) pass with a wrong answer (issue 15)",
+    "08": "checks pass with a wrong answer (the student's own argmax; params_per_block > 0) (issue 15)",
+    "09": "checks read gain and x_pur0, which only the solution defines (issue 15)",
+    "10": "a check reads png_acc, which only the solution defines (issue 15)",
 }
 
 # TensorFlow / absl / XLA log lines as they reach a notebook through the kernel's stderr.
@@ -94,17 +94,32 @@ def _exercise_wrong(v):
 """
 
 
+def _top_level_names(source: str) -> list[str]:
+    """Names a cell binds at top level (assignments, def, class), in order, once each."""
+    names = []
+    for node in ast.parse(source).body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
+            for target in getattr(node, "targets", None) or [node.target]:
+                names += [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
+    return list(dict.fromkeys(names))
+
+
 def answer_names(text: str, solution_source: str) -> list[str]:
     """Names the exercise asks for (in backticks, alone or called) that the solution binds."""
     asked = set(re.findall(r"`([A-Za-z_]\w*)(?:`|\()", text))
-    bound = []
-    for node in ast.parse(solution_source).body:  # top-level bindings only
-        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
-            bound.append(node.name)
-        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)):
-            for target in getattr(node, "targets", None) or [node.target]:
-                bound += [n.id for n in ast.walk(target) if isinstance(n, ast.Name)]
-    return [n for n in dict.fromkeys(bound) if n in asked]
+    return [n for n in _top_level_names(solution_source) if n in asked]
+
+
+def internal_names_read(text: str, solution_source: str, check_source: str) -> list[str]:
+    """Names the check reads but neither defines nor finds in the exercise's text, although the
+    solution binds them: a student who solves the exercise differently has no such variable."""
+    internal = set(_top_level_names(solution_source)) - set(answer_names(text, solution_source))
+    tree = ast.parse(check_source)
+    stored = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    loaded = [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
+    return sorted({n for n in loaded if n in internal - stored})
 
 
 def _code(source):
@@ -148,6 +163,7 @@ class Run:
         # (number, error without solution or None, error with solution or None,
         #  {answer name: error with that answer wrong, or None})
         self.exercises = []
+        self.internal = []  # "exercise: `name`" for checks that read a solution's internal variable
         self.clean_cells = []  # cells whose outputs must be clean (everything but the stubs' runs)
         self.kernel_stderr = ""  # what the kernel process wrote to its own stderr
 
@@ -169,7 +185,9 @@ def run_notebook(path: Path, workdir: Path) -> Run:
     setup, steps = plan(nb)
     run = Run()
     start = time.perf_counter()
-    client = NotebookClient(nb, timeout=900, kernel_name="python3",
+    # the client writes every executed cell back into its notebook at the given index: give it
+    # a copy, so that the stubs and wrong-answer runs do not replace the cells of ``nb``
+    client = NotebookClient(copy.deepcopy(nb), timeout=900, kernel_name="python3",
                             resources={"metadata": {"path": str(workdir)}})
     log = workdir.parent / f"{path.stem}.kernel-stderr.txt"  # not in the cwd, which must stay empty
     # fd-level C++ logs reach the notebook only when they arrive before the cell finishes; the
@@ -208,6 +226,7 @@ def run_notebook(path: Path, workdir: Path) -> Run:
                     wrong[name] = _execute(client, copy.deepcopy(chk), nb.cells.index(chk))
                     _execute(client, _code(f"{name} = _exercise_saved\ndel _exercise_saved"), index)
                 run.exercises.append((number, without, with_sol, wrong))
+                run.internal += [f"{number}: `{n}`" for n in internal_names_read(text, sol.source, chk.source)]
     run.seconds = time.perf_counter() - start
     run.kernel_stderr = log.read_text(errors="replace")
     return run
@@ -235,6 +254,12 @@ def test_answer_names_are_asked_for_and_bound():
     assert answer_names(text, src) == ["fgsm", "acc"]
 
 
+def test_a_check_may_not_read_what_only_the_solution_defines():
+    solution = "both = mask_a & mask_b\nl2 = float(norms[both].mean())\n"
+    assert internal_names_read("Store the median in `l2`.", solution, "assert both.sum() > 0 and l2 > 0") == ["both"]
+    assert internal_names_read("Store `l2`.", solution, "both = 1\nassert l2 > both") == []
+
+
 def test_stub_is_nbgraders():
     src = "import numpy as np\n\ndef f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION\n"
     assert edition.stub_source(src) == (
@@ -258,6 +283,7 @@ def test_checks_fail_without_solution_and_pass_with_it(path, monkeypatch):
     assert not broken, f"the check fails with the solution: {broken}"
     assert not unnamed, f"exercise(s) {unnamed}: the text names no answer (in backticks) that the solution binds"
     assert not fooled, f"the check passes with a wrong answer: {fooled}"
+    assert not run.internal, f"the check reads a variable only the solution defines: {run.internal}"
 
 
 @pytest.mark.slow
