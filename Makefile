@@ -4,6 +4,7 @@
 #   make test-latest  the same tests in .venv-$(TF)-latest with the newest releases (no lock)
 #   make tour         run every notebook top to bottom at smoke scale; executed copies in build/tour
 #   make lab          open JupyterLab on the course
+#   make student      the student edition (solutions stubbed, answers dropped) in build/student
 #   make lock         rewrite this platform's lock file from $(VENV)'s versions
 # Variables: PYTHON (interpreter for the venv), TF (cpu | tf | gpu: which TensorFlow wheel),
 #            VENV (default .venv-$(TF): one per flavour, the wheels clash in one environment),
@@ -60,6 +61,9 @@ notebooks: $(STAMP)
 
 tour: $(STAMP)
 	$(BIN)/python scripts/tour.py --scale $(ADVLAB_SCALE) --out $(OUT)
+
+student: $(STAMP)
+	$(BIN)/python scripts/student_edition.py --out build/student
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks

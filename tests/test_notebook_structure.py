@@ -2,13 +2,21 @@
 with collapsed solutions and checks, no outputs, figures only through advlab.viz.savefig."""
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+# Units rewritten for issue 15: exercises marked for nbgrader, a questionnaire, a bibliography.
+CONVERTED = ("01", "02", "03")
+
+_spec = importlib.util.spec_from_file_location("student_edition", ROOT / "scripts" / "student_edition.py")
+edition = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(edition)
 
 
 def test_notebooks_exist_and_are_numbered():
@@ -52,3 +60,52 @@ def test_notebook_is_a_course_unit(path):
         assert "import *" not in src
         assert not re.search(r"keras\.(Sequential|layers\.)", src) or path.name.startswith("02"), \
             "notebooks build models through advlab, not inline"
+
+    for c in code:  # a figure cell does not print savefig's return value (a PosixPath)
+        last = c.source.rstrip().splitlines()[-1] if c.source.strip() else ""
+        assert not (last.startswith("viz.savefig(") and not last.endswith(";")), \
+            f"end the figure cell with ';': {last}"
+
+
+CHECK_CANNOT_FAIL = re.compile(r"assert\s+(-?\s*100|0(\.0)?)\s*<=?\s*\w+\s*<=?\s*(100|1(\.0)?)\b")
+
+CONVERTED_NOTEBOOKS = [p for p in NOTEBOOKS if p.name[:2] in CONVERTED]
+
+
+@pytest.mark.parametrize("path", CONVERTED_NOTEBOOKS, ids=[p.name for p in CONVERTED_NOTEBOOKS])
+def test_converted_unit_is_gradable_and_ends_with_questions_and_reading(path):
+    nb = nbformat.read(path, as_version=4)
+    assert nbformat.writes(edition.mark(nb, path.stem)) == nbformat.writes(nb), \
+        f"nbgrader metadata out of date: python scripts/student_edition.py --mark {path.relative_to(ROOT)}"
+    head = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "## Exercises" in c.source)
+    for cell in nb.cells[head:]:
+        r = edition.role(cell)
+        if r == "solution":
+            assert edition.BEGIN in cell.source and edition.END in cell.source, "mark the answer"
+        if r == "check":
+            assert not CHECK_CANNOT_FAIL.search(cell.source), "a range check cannot fail"
+    answers = [c for c in nb.cells if edition.role(c) == "answers"]
+    assert len(answers) == 1 and answers[0].cell_type == "markdown"
+    assert answers[0].metadata.get("jupyter", {}).get("source_hidden") is True
+    questions = next(i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "## Questionnaire" in c.source)
+    assert nb.cells[questions + 1] is answers[0], "the answers follow the questionnaire"
+    assert len(re.findall(r"^\d+\. ", nb.cells[questions].source, re.M)) >= 5, "at least 5 questions"
+    reading = [c for c in nb.cells if c.cell_type == "markdown" and "## Further reading" in c.source]
+    assert reading and len(re.findall(r"arxiv\.org/abs/\d{4}\.\d{4,5}", reading[0].source)) >= 3
+
+
+def test_student_edition_stubs_every_solution_and_drops_the_answers(tmp_path):
+    before = {p: p.read_text() for p in CONVERTED_NOTEBOOKS}
+    edition.main([str(p) for p in CONVERTED_NOTEBOOKS] + ["--out", str(tmp_path)])
+    for path in CONVERTED_NOTEBOOKS:
+        teacher = nbformat.read(path, as_version=4)
+        student = nbformat.read(tmp_path / path.name, as_version=4)
+        roles = [edition.role(c) for c in student.cells]
+        assert "answers" not in roles
+        assert roles.count("solution") == roles.count("check") == [edition.role(c) for c in teacher.cells].count("check")
+        for cell in student.cells:
+            if edition.role(cell) == "solution":
+                assert "### BEGIN SOLUTION" not in cell.source
+                assert "# YOUR CODE HERE" in cell.source and "raise NotImplementedError()" in cell.source
+                assert not cell.metadata.get("jupyter", {}).get("source_hidden")
+        assert path.read_text() == before[path], "the instructor edition is not modified"

@@ -67,7 +67,7 @@ def attack(name: str, model, x, y=None, *, batch_size: int = 128, progress: bool
     runner = spec.make_runner(model, merged, seed)
     out = np.empty_like(x_arr)
     starts = range(0, len(x_arr), batch_size)
-    bar = tqdm(total=len(x_arr), desc=key, unit="img", disable=not progress, leave=False)
+    bar = tqdm(total=len(x_arr), desc=key, unit="img", disable=not progress, leave=True)
     try:
         for b, i in enumerate(starts):
             xb = x_arr[i:i + batch_size]

@@ -81,4 +81,5 @@ def progress_bar(total: int, desc: str, enabled: bool = True):
         return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, leave=False)
+    # leave=True: a closed notebook widget bar that is removed breaks on page reload ("model not found")
+    return tqdm(total=total, desc=desc, leave=True)
