@@ -60,6 +60,11 @@ LOG_LINE = re.compile(
     re.MULTILINE)
 
 
+def log_lines(text: str) -> list[str]:
+    """The TensorFlow / absl log lines of ``text``, less the tolerated start-up ones."""
+    return [line for line in text.splitlines() if LOG_LINE.match(line) and not KNOWN_STARTUP.search(line)]
+
+
 def _params(paths):
     """Converted notebooks run (in one kernel each); the others are skipped with what this test
     found in them (their cells still run top to bottom under nbmake in ``make test``). Executing
@@ -303,10 +308,10 @@ def test_outputs_have_no_log_lines_or_tracebacks(path, monkeypatch):
             elif out.output_type == "stream":
                 if "Traceback (most recent call last)" in out.text:
                     problems.append(f"traceback printed by:\n{cell.source[:200]}")
-                lines = [m.group(0) for m in LOG_LINE.finditer(out.text) if not KNOWN_STARTUP.search(m.group(0))]
+                lines = log_lines(out.text)
                 if lines:
                     problems.append(f"{out.name} log lines {lines[:3]} from:\n{cell.source[:200]}")
-    lines = [m.group(0) for m in LOG_LINE.finditer(run.kernel_stderr) if not KNOWN_STARTUP.search(m.group(0))]
+    lines = log_lines(run.kernel_stderr)
     if lines:
         problems.append(f"the kernel logged {lines[:3]}")
     assert not problems, "\n\n".join(problems)
