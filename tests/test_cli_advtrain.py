@@ -49,11 +49,13 @@ def test_tiny_run_completes_then_resumes_from_its_checkpoint(tmp_path):
     assert json.loads((out / "run.json").read_text())["config"]["pgd_steps"] == 2
 
 
-def test_another_config_in_the_same_folder_is_refused(tmp_path):
+def test_another_config_in_the_same_folder_is_refused_unless_no_resume(tmp_path):
     out = tmp_path / "adv"
     cli.main([*TINY, "--out", str(out)])
     with pytest.raises(SystemExit, match=r"(?s)another config.*--no-resume"):
         cli.main([*TINY, "--steps", "3", "--out", str(out)])
+    assert cli.main([*TINY, "--steps", "3", "--no-resume", "--out", str(out)]) == 0   # starts over
+    assert json.loads((out / "run.json").read_text())["config"]["pgd_steps"] == 3
 
 
 def test_holdout_larger_than_the_training_set_is_refused(tmp_path):

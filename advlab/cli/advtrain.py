@@ -90,15 +90,16 @@ def cmd_advtrain(args) -> dict:
     from advlab.training.adversarial import train_adversarial
 
     out = args.out
+    if args.holdout < 0 or args.probe_steps < 1:
+        raise SystemExit(f"error: --holdout must be >= 0 and --probe-steps >= 1 (got {args.holdout}, "
+                         f"{args.probe_steps})")
+    _config(args, 0)    # bad flags fail before anything is written or removed
     if not args.resume:
         for name in ("classifier.keras", SUMMARY):   # checkpoints and history: train_adversarial(resume=False)
             (out / name).unlink(missing_ok=True)
     run = common.start(args, "scale", folder=out)
     cfg = run.cfg
     config = _config(args, cfg.seed)
-    if args.holdout < 0 or args.probe_steps < 1:
-        raise SystemExit(f"error: --holdout must be >= 0 and --probe-steps >= 1 (got {args.holdout}, "
-                         f"{args.probe_steps})")
     ds = data.info(args.dataset)
     arch = args.arch or classifiers.DEFAULT_ARCH[ds.name]
     if arch not in classifiers.ARCHS:
@@ -122,14 +123,14 @@ def cmd_advtrain(args) -> dict:
         raise SystemExit(f"error: {err} (or pass --no-resume to overwrite it)") from err
     seconds = time.perf_counter() - t0
     summary_path = out / SUMMARY
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {"train_seconds": 0.0}
-    if not summary.get("finished"):
-        summary["train_seconds"] = summary["train_seconds"] + seconds   # summed over resumed sessions
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    if not summary.get("finished"):   # the session that finished the run (an interrupted one is not counted)
+        summary["train_seconds"] = seconds
     acc = classifiers.accuracy(robust, x_test, y_test)
     summary.update(finished=True, method=config.method, arch=arch, parameters=int(robust.count_params()),
                    n_train=n_fit, holdout=args.holdout, n_test=len(y_test), clean_test_accuracy=acc,
                    config=config.to_dict())   # the command line is in the provenance block
     save_json(summary, SUMMARY, folder=out)
     print(f"[advtrain] clean test accuracy {acc:.2%} on {len(y_test)} images; training "
-          f"{summary['train_seconds'] / 60:.1f} min in all; saved {out / 'classifier.keras'}")
+          f"{summary['train_seconds'] / 60:.1f} min; saved {out / 'classifier.keras'}")
     return summary
