@@ -16,20 +16,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from _limits import best_of, fwd_bwd_limit  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def main(argv=None) -> dict:
@@ -71,23 +63,7 @@ def main(argv=None) -> dict:
     run()  # trace once
     t_apgd = best_of(run, args.repeats)
 
-    @tf.function(input_signature=[tf.TensorSpec((None, 28, 28, 1), tf.float32), tf.TensorSpec([None], tf.int64)])
-    def grad(xb, yb):
-        with tf.GradientTape() as tape:
-            tape.watch(xb)
-            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(yb, pipeline(xb, training=False)))
-        return tape.gradient(loss, xb)
-
-    batches = [(tf.constant(x[i:i + bs]), tf.constant(y[i:i + bs])) for i in range(0, len(x), bs)]
-
-    def limit():
-        for xb, yb in batches:
-            for _ in range(iters + 1):
-                g = grad(xb, yb)
-        g.numpy()
-
-    limit()
-    t_lim = best_of(limit, args.repeats)
+    t_lim = fwd_bwd_limit(pipeline, x, y, bs, iters + 1, args.repeats)
     out = {"apgd_images_per_s": len(x) / t_apgd, "limit_images_per_s": len(x) / t_lim,
            "apgd_s": t_apgd, "limit_s": t_lim, "ratio": t_apgd / t_lim,
            "fwd_bwd_passes_per_s": len(x) * (iters + 1) / t_lim}

@@ -15,20 +15,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-
-def best_of(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+from _limits import best_of, fwd_bwd_limit  # noqa: E402  (benchmarks/ is on sys.path)
 
 
 def main(argv=None) -> dict:
@@ -62,23 +54,7 @@ def main(argv=None) -> dict:
     run_pgd()  # trace once
     t_pgd = best_of(run_pgd, args.repeats)
 
-    @tf.function(input_signature=[tf.TensorSpec((None, 28, 28, 1), tf.float32), tf.TensorSpec([None], tf.int64)])
-    def grad(xb, yb):
-        with tf.GradientTape() as tape:
-            tape.watch(xb)
-            loss = tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(yb, model(xb, training=False)))
-        return tape.gradient(loss, xb)
-
-    batches = [(tf.constant(x[i:i + bs]), tf.constant(y[i:i + bs])) for i in range(0, len(x), bs)]
-
-    def limit():
-        for xb, yb in batches:
-            for _ in range(iters):
-                g = grad(xb, yb)
-        g.numpy()
-
-    limit()
-    t_lim = best_of(limit, args.repeats)
+    t_lim = fwd_bwd_limit(model, x, y, bs, iters, args.repeats)
     out = {"pgd_images_per_s": len(x) / t_pgd, "limit_images_per_s": len(x) / t_lim,
            "pgd_s": t_pgd, "limit_s": t_lim, "ratio": t_pgd / t_lim}
     print(f"PGD-{iters} (advlab, compiled):      {out['pgd_images_per_s']:8.1f} images/s  ({t_pgd:.2f} s)")
@@ -91,7 +67,8 @@ def main(argv=None) -> dict:
         fn = lambda t: model(t, training=False)  # noqa: E731
 
         def eager():
-            for xb, yb in batches:
+            for i in range(0, len(x), bs):
+                xb, yb = tf.constant(x[i:i + bs]), tf.constant(y[i:i + bs])
                 projected_gradient_descent(fn, xb, 0.3, 0.01, iters, np.inf, clip_min=0.0, clip_max=1.0,
                                            y=yb, rand_init=True, sanity_checks=False).numpy()
         eager()
