@@ -45,10 +45,11 @@ import numpy as np
 
 from advlab.experiments.runstate import Checkpoint
 from advlab.io.cache import array_digest, cache_key, purifier_digest, weights_digest
+from advlab.config import Frozen
 from advlab.evaluation.robust_report import RobustnessReport, StageResult, sanity_flags, wilson_interval  # noqa: F401
 
 @dataclass(frozen=True)
-class SuiteConfig:
+class SuiteConfig(Frozen):
     """The budget of every stage: one object is the evaluation (nanoGPT style)."""
 
     name: str = "standard"
@@ -67,9 +68,6 @@ class SuiteConfig:
     masking_tolerance: float = 0.01
     vanish_tolerance: float = 0.05
     batch_size: int = 256
-
-    def replace(self, **changes) -> "SuiteConfig":
-        return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
