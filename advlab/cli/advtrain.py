@@ -9,15 +9,26 @@ accuracy climbs, as FGSM training at MNIST eps 0.3 can). ``--out`` holds the che
 the same command to resume), ``history.csv``, ``classifier.keras``, ``run_config.json`` and
 ``advtrain.json`` (clean test accuracy, training time); evaluate the result with
 ``advlab robustness --defence none --classifier-run OUT``.
+
+With ``--purifier WIDTH`` the defence trained is a purifier in front of the classifier (the
+classifier of ``--init DIR``, or else the dataset's cached target classifier): a fresh residual
+cGAN generator of that width, trained by
+:func:`advlab.training.robust_purifier.train_robust_purifier` against PGD or FGSM + random start
+crafted **through generator and classifier** (``--joint``: the classifier is fine-tuned with it).
+``OUT`` then holds ``generator.keras`` and ``classifier.keras``; evaluate with
+``advlab robustness --defence residual_cgan --purifier-run OUT --classifier-run OUT``.
 """
 from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from advlab.cli import common
 
 METHODS = {"pgd": "pgd", "fgsm-rs": "fgsm_rs", "trades": "trades"}
+# generator widths of --purifier (advlab.purifiers.residual_cgan.build_generator's filters)
+PURIFIER_WIDTHS = {"narrow": dict(base_filters=16, max_filters=64), "cpu": dict(base_filters=32, max_filters=128)}
 DATASETS = ("mnist", "fashion_mnist", "cifar10")
 SUMMARY = "advtrain.json"
 
@@ -26,7 +37,9 @@ def register(sub) -> None:
     p = common.add_command(sub, "advtrain", "adversarially train a classifier (PGD, FGSM + random start, TRADES)", [
         "advlab advtrain --dataset mnist --scale full --method pgd --steps 7 --epochs 10 --arch mnist_madry "
         "--lr-schedule cosine --out runs/mnist_adv_pgd",
-        "advlab advtrain --dataset mnist --scale smoke --method fgsm-rs --epochs 1 --out runs/adv_smoke"],
+        "advlab advtrain --dataset mnist --scale smoke --method fgsm-rs --epochs 1 --out runs/adv_smoke",
+        "advlab advtrain --dataset mnist --scale full --method pgd --init runs/mnist_adv_pgd --purifier narrow "
+        "--joint --epochs 4 --ramp-epochs 0.5 --out runs/mnist_robust_pur"],
         description=__doc__.split("\n\n")[1])
     common.add_shared(p, "dataset", "scale", "out", "seed", "data_dir", "quiet", "eps", "n_train", "epochs", "resume",
                       dataset={"choices": DATASETS},
@@ -46,13 +59,39 @@ def register(sub) -> None:
     p.add_argument("--holdout", type=int, default=1000, help="held-out training images probed after each epoch "
                                                              "(0: no probe; default: %(default)s)")
     p.add_argument("--probe-steps", type=int, default=20, help="PGD steps of the probe (default: %(default)s)")
+    p.add_argument("--init", type=Path, default=None, metavar="DIR",
+                   help="start from DIR/classifier.keras (e.g. an `advlab advtrain` run) instead of a fresh --arch")
+    g = p.add_argument_group("a purifier trained through the classifier")
+    g.add_argument("--purifier", default=None, choices=tuple(PURIFIER_WIDTHS),
+                   help="train a residual cGAN generator of this width in front of the classifier")
+    g.add_argument("--residual-blocks", type=int, default=1, help="per encoder level (default: %(default)s)")
+    g.add_argument("--joint", action="store_true", help="fine-tune the classifier together with the purifier")
+    g.add_argument("--lambda-l1", type=float, default=10.0, help="weight of L1(G(x_adv), x) (default: %(default)s)")
+    g.add_argument("--lambda-clean", type=float, default=1.0,
+                   help="weight of the clean-image terms (default: %(default)s)")
+    g.add_argument("--warmup-steps", type=int, default=300,
+                   help="steps of the fresh generator alone on noisy -> clean L1 first (default: %(default)s)")
+    g.add_argument("--classifier-learning-rate", type=float, default=1e-4,
+                   help="--joint: the classifier's Adam rate (default: %(default)s)")
     p.set_defaults(run=cmd_advtrain)
 
 
 def _config(args, seed: int):
     from advlab.training.adversarial import AdversarialConfig
+    from advlab.training.robust_purifier import RobustPurifierConfig
 
     try:
+        if args.purifier:
+            if args.method == "trades":
+                raise ValueError("--purifier trains against pgd or fgsm-rs, not trades")
+            return RobustPurifierConfig(attack=METHODS[args.method], eps=args.eps, epochs=args.epochs,
+                                        ramp_epochs=args.ramp_epochs, pgd_steps=args.steps,
+                                        lambda_l1=args.lambda_l1, lambda_clean=args.lambda_clean,
+                                        train_classifier=args.joint, learning_rate=args.learning_rate,
+                                        classifier_learning_rate=args.classifier_learning_rate,
+                                        batch_size=args.batch_size, warmup_steps=args.warmup_steps, seed=seed)
+        if args.joint:
+            raise ValueError("--joint needs --purifier")
         return AdversarialConfig(method=METHODS[args.method], eps=args.eps, epochs=args.epochs,
                                  ramp_epochs=args.ramp_epochs, pgd_steps=args.steps,
                                  trades_beta=args.trades_beta, learning_rate=args.learning_rate,
@@ -87,7 +126,6 @@ def cmd_advtrain(args) -> dict:
     from advlab import classifiers
     from advlab.io import data
     from advlab.io.results import save_json
-    from advlab.training.adversarial import train_adversarial
 
     out = args.out
     if args.holdout < 0 or args.probe_steps < 1:
@@ -95,7 +133,7 @@ def cmd_advtrain(args) -> dict:
                          f"{args.probe_steps})")
     _config(args, 0)    # bad flags fail before anything is written or removed
     if not args.resume:
-        for name in ("classifier.keras", SUMMARY):   # checkpoints and history: train_adversarial(resume=False)
+        for name in ("classifier.keras", "generator.keras", SUMMARY):   # checkpoints and history: train_adversarial(resume=False)
             (out / name).unlink(missing_ok=True)
     run = common.start(args, "scale", folder=out)
     cfg = run.cfg
@@ -109,16 +147,17 @@ def cmd_advtrain(args) -> dict:
     if args.holdout >= len(x):
         raise SystemExit(f"error: --holdout {args.holdout} leaves no training images out of {len(x)}")
     n_fit = len(x) - args.holdout
-    callbacks = [_probe(lambda trainer: trainer.classifier, x[n_fit:], y[n_fit:], config.eps,
-                        args.probe_steps, args.quiet)] if args.holdout else []
-    model = classifiers.build_classifier(arch, input_shape=x.shape[1:], num_classes=ds.num_classes)
-    print(f"[advtrain] {config.method} on {n_fit} {ds.name} images ({args.holdout} held out), {arch} "
-          f"({model.count_params():,} parameters), eps {config.eps:g}, {config.epochs} epochs", flush=True)
+    model = _initial_classifier(args, ds, arch, run.classifier or cfg, x.shape[1:])
+    print(f"[advtrain] {config.attack if args.purifier else config.method} on {n_fit} {ds.name} images "
+          f"({args.holdout} held out), {arch} ({model.count_params():,} parameters)"
+          f"{f' behind a {args.purifier} purifier' if args.purifier else ''}, eps {config.eps:g}, "
+          f"{config.epochs} epochs", flush=True)
+    # the probe attacks what the run defends: the classifier, or purifier + classifier (the trainer's call)
+    probed = (lambda trainer: trainer) if args.purifier else (lambda trainer: trainer.classifier)
+    callbacks = [_probe(probed, x[n_fit:], y[n_fit:], config.eps, args.probe_steps, args.quiet)] if args.holdout else []
     t0 = time.perf_counter()
     try:
-        robust = train_adversarial(model, x[:n_fit], y[:n_fit], config, run_dir=out,
-                                   verbose=0 if args.quiet else 2, callbacks=callbacks,
-                                   resume=args.resume)
+        robust = _train(args, config, model, x[:n_fit], y[:n_fit], out, callbacks)
     except ValueError as err:   # another run's checkpoints in --out
         raise SystemExit(f"error: {err} (or pass --no-resume to overwrite it)") from err
     seconds = time.perf_counter() - t0
@@ -127,10 +166,49 @@ def cmd_advtrain(args) -> dict:
     if not summary.get("finished"):   # the session that finished the run (an interrupted one is not counted)
         summary["train_seconds"] = seconds
     acc = classifiers.accuracy(robust, x_test, y_test)
-    summary.update(finished=True, method=config.method, arch=arch, parameters=int(robust.count_params()),
+    summary.update(finished=True, method=config.attack if args.purifier else config.method, arch=arch,
+                   parameters=int(robust.count_params()), purifier=args.purifier, init=str(args.init or ""),
                    n_train=n_fit, holdout=args.holdout, n_test=len(y_test), clean_test_accuracy=acc,
                    config=config.to_dict())   # the command line is in the provenance block
     save_json(summary, SUMMARY, folder=out)
-    print(f"[advtrain] clean test accuracy {acc:.2%} on {len(y_test)} images; training "
+    print(f"[advtrain] clean test accuracy {acc:.2%} on {len(y_test)} images"
+          f"{' (purifier + classifier)' if args.purifier else ''}; training "
           f"{summary['train_seconds'] / 60:.1f} min; saved {out / 'classifier.keras'}")
     return summary
+
+
+def _initial_classifier(args, ds, arch: str, cfg, input_shape):
+    from advlab import classifiers
+
+    if args.init is not None:
+        path = args.init / "classifier.keras"
+        if not path.is_file():
+            raise SystemExit(f"error: --init {args.init}: {path} does not exist")
+        return classifiers.load_classifier(path)
+    if args.purifier:   # the classifier every notebook defends (cached; trained once if missing)
+        return classifiers.get_classifier(ds.name, cfg, arch=arch, verbose=not args.quiet)
+    return classifiers.build_classifier(arch, input_shape=input_shape, num_classes=ds.num_classes)
+
+
+def _train(args, config, model, x, y, out, callbacks):
+    """The trained defence as one Keras model (purifier + classifier with --purifier)."""
+    import keras
+
+    from advlab.training.adversarial import train_adversarial
+
+    verbose = 0 if args.quiet else 2
+    if not args.purifier:
+        return train_adversarial(model, x, y, config, run_dir=out, verbose=verbose, callbacks=callbacks,
+                                 resume=args.resume)
+    from advlab.io.cache import save_model_atomic
+    from advlab.purifiers.residual_cgan import build_generator
+    from advlab.training.robust_purifier import train_robust_purifier
+
+    keras.utils.set_random_seed(config.seed)
+    generator = build_generator(x.shape[1:], residual_blocks=args.residual_blocks, **PURIFIER_WIDTHS[args.purifier])
+    purifier, classifier = train_robust_purifier(generator, model, x, y, config, run_dir=out, verbose=verbose,
+                                                 callbacks=callbacks, resume=args.resume)
+    save_model_atomic(classifier, out / "classifier.keras")   # frozen or fine-tuned: the one behind G
+    inp = keras.Input(x.shape[1:])
+    pipeline = classifier(keras.ops.clip(purifier.model(inp), 0.0, 1.0))
+    return keras.Model(inp, pipeline, name="purifier_classifier")

@@ -23,7 +23,9 @@ def register(sub) -> None:
         "advlab robustness --defence median --suite quick --eps 0.3 --n 200",
         "advlab robustness --defence residual_cgan --purifier-run runs/mnist_full --scale full --n 1000",
         "advlab robustness --defence none --classifier-run runs/mnist_adv_pgd --scale full --n 1000 "
-        "--out figures/full --name robustness_mnist_adv_pgd"],
+        "--out figures/full --name robustness_mnist_adv_pgd",
+        "advlab robustness --defence residual_cgan --purifier-run runs/mnist_robust_pur "
+        "--classifier-run runs/mnist_robust_pur --scale full --n 1000"],
         description=__doc__.split("\n\n")[1])
     common.add_shared(p, "dataset", "scale", "budget", "out", "seed", "data_dir", "quiet", "eps",
                       dataset={"choices": DATASETS},
@@ -83,7 +85,8 @@ def _defence_and_data(args, run):
     """(defence, classifier, x_test, y_test): the classifier of ``--classifier-run`` if given."""
     from advlab.evaluation import comparison
 
-    if args.classifier_run is None or args.defence not in ("none",) + comparison.CLASSICAL:
+    trained = args.defence == "residual_cgan" and run.plan.cgan_run     # --purifier-run: nothing to train
+    if args.classifier_run is None or not (args.defence in ("none",) + comparison.CLASSICAL or trained):
         from advlab.experiments.pipeline import prepare
 
         lab = prepare(args.dataset, run.cfg, verbose=not args.quiet)

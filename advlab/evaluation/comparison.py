@@ -47,13 +47,13 @@ def build_defence(name: str, lab, plan: ComparisonPlan):
         return Identity(), 0.0
     if name in CLASSICAL:
         return classical.build_classical(name, **classical.mnist_defaults()[name]), 0.0
+    if name == "residual_cgan" and plan.cgan_run:    # a trained generator: needs no data or classifier
+        return _from_run(plan.cgan_run, name)
     if name in ("residual_cgan", "versatile_pix2pix"):
         from advlab.experiments.pipeline import resolve_perceptual
 
         kw = {"perceptual": "auto", **plan.purifier_kwargs}
         kw["perceptual"] = resolve_perceptual(kw["perceptual"], lab.verbose)
-        if name == "residual_cgan" and plan.cgan_run:
-            return _from_run(plan.cgan_run, name)
         if name == "residual_cgan":
             p, stats = lab.purifier(plan.cgan_attacks, epochs=plan.purifier_epochs, return_stats=True, **kw)
         else:   # the versatile defence: 0 residual blocks (pix2pix), multi-step schedule, composite

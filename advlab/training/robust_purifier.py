@@ -41,11 +41,14 @@ class RobustPurifierConfig:
     learning_rate: float = 1e-4
     classifier_learning_rate: float = 1e-4
     batch_size: int = 64
+    warmup_steps: int = 0     # G alone first: L1(G(x + noise), x), so a fresh G starts as a restorer
     seed: int = 0
 
     def __post_init__(self):
         check_config(self.attack, ATTACKS, self.eps, self.epochs, self.ramp_epochs, self.pgd_steps,
                      self.learning_rate, self.batch_size)
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}.")
         if self.lambda_l1 < 0 or self.lambda_clean < 0:
             raise ValueError(f"lambda_l1 and lambda_clean must be >= 0, got {self.lambda_l1}, {self.lambda_clean}.")
 
@@ -129,13 +132,14 @@ class RobustPurifierTrainer(keras.Model):
 
 def train_robust_purifier(generator: keras.Model, classifier: keras.Model, x, y,
                           config: RobustPurifierConfig | None = None, *, run_dir=None, verbose: int = 1,
-                          name: str = "robust_purifier"):
+                          name: str = "robust_purifier", callbacks=(), resume: bool = True):
     """Fine-tune a copy of ``generator`` through (a copy of) ``classifier``.
 
     Returns ``(purifier, classifier)``: the :class:`advlab.purifiers.KerasPurifier` and the
     classifier to put behind it (the jointly trained copy when ``train_classifier``, else the
     caller's own). ``run_dir`` gets checkpoints, ``history.csv``, ``config.json`` and
-    ``generator.keras`` (+ ``classifier.keras`` when trained jointly).
+    ``generator.keras`` (+ ``classifier.keras`` when trained jointly). ``callbacks`` get the
+    trainer as ``self.model`` (its ``call`` is the whole pipeline); ``resume=False`` starts afresh.
     """
     from advlab.purifiers import KerasPurifier
 
@@ -148,12 +152,14 @@ def train_robust_purifier(generator: keras.Model, classifier: keras.Model, x, y,
     keras.utils.set_random_seed(config.seed)
     g = copy_model(generator)
     f = copy_model(classifier) if config.train_classifier else classifier  # frozen: only G is updated
+    if config.warmup_steps:   # repeated on resume too (seconds), then overwritten by the checkpoint
+        warm_up(g, x, config)
     trainer = RobustPurifierTrainer(g, f, config)
     trainer.compile(keras.optimizers.Adam(config.learning_rate, beta_1=0.5),
                     keras.optimizers.Adam(config.classifier_learning_rate) if config.train_classifier else None)
     models = {"generator": g, **({"classifier": f} if config.train_classifier else {})}
     fit_resumable(trainer, models, x, y, config, epochs=config.epochs, ramp_epochs=config.ramp_epochs,
-                  run_dir=run_dir, verbose=verbose, seed=config.seed)
+                  run_dir=run_dir, verbose=verbose, seed=config.seed, callbacks=callbacks, resume=resume)
     if run_dir is not None:
         from advlab.io.cache import save_model_atomic
 
@@ -161,3 +167,29 @@ def train_robust_purifier(generator: keras.Model, classifier: keras.Model, x, y,
         if config.train_classifier:
             save_model_atomic(f, Path(run_dir) / "classifier.keras")
     return KerasPurifier(g, name=name), f
+
+
+def warm_up(generator: keras.Model, x, config: RobustPurifierConfig) -> float:
+    """``config.warmup_steps`` Adam steps of ``generator`` alone on L1(G(x + u), x), u uniform in
+    [-eps, eps]: a fresh generator becomes a denoiser before any classifier sees its output (joint
+    training would otherwise fit the classifier to a random G's images). Returns the last L1."""
+    import numpy as np
+
+    opt = keras.optimizers.Adam(config.learning_rate, beta_1=0.5)
+    eps = tf.constant(config.eps, tf.float32)
+
+    @tf.function
+    def step(xb, seed):
+        noisy = tf.clip_by_value(xb + tf.random.stateless_uniform(tf.shape(xb), seed, -1.0, 1.0) * eps, 0.0, 1.0)
+        with tf.GradientTape() as tape:
+            l1 = tf.reduce_mean(tf.abs(tf.clip_by_value(generator(noisy, training=True), 0.0, 1.0) - xb))
+        opt.apply_gradients(zip(tape.gradient(l1, generator.trainable_variables), generator.trainable_variables))
+        return l1
+
+    rng = np.random.default_rng(config.seed)
+    x = np.asarray(x, np.float32)
+    l1 = float("nan")
+    for i in range(config.warmup_steps):
+        batch = x[rng.integers(0, len(x), config.batch_size)]
+        l1 = float(step(tf.constant(batch), tf.constant([config.seed, i], tf.int64)))
+    return l1
