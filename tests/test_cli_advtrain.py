@@ -61,3 +61,34 @@ def test_another_config_in_the_same_folder_is_refused_unless_no_resume(tmp_path)
 def test_holdout_larger_than_the_training_set_is_refused(tmp_path):
     with pytest.raises(SystemExit, match="--holdout"):
         cli.main([*TINY, "--holdout", "240", "--out", str(tmp_path / "adv")])
+
+
+def test_a_purifier_trained_through_a_classifier_from_init(tmp_path):
+    """--purifier --joint --init: G and the fine-tuned classifier saved; robustness reads both runs."""
+    from advlab.classifiers import load_classifier
+    from advlab.purifiers.residual_cgan import load_purifier
+
+    base = tmp_path / "adv"
+    assert cli.main([*TINY, "--out", str(base)]) == 0
+    before = load_classifier(base / "classifier.keras").get_weights()
+    out = tmp_path / "pur"
+    assert cli.main([*TINY, "--init", str(base), "--purifier", "narrow", "--joint", "--warmup-steps", "3",
+                     "--out", str(out)]) == 0
+    summary = json.loads((out / "advtrain.json").read_text())
+    assert summary["purifier"] == "narrow" and summary["config"]["train_classifier"] is True
+    assert summary["arch"] == json.loads((base / "advtrain.json").read_text())["arch"]
+    after = load_classifier(out / "classifier.keras").get_weights()
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after))          # fine-tuned jointly ...
+    assert all(np.array_equal(a, b) for a, b in zip(before, load_classifier(base / "classifier.keras")
+                                                   .get_weights()))               # ... a copy: --init untouched
+    x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    assert load_purifier(out)(x).shape == x.shape
+
+
+def test_purifier_flags_that_do_not_go_together_are_refused(tmp_path):
+    with pytest.raises(SystemExit, match="--joint needs --purifier"):
+        cli.main([*TINY, "--joint", "--out", str(tmp_path / "a")])
+    with pytest.raises(SystemExit, match="not trades"):
+        cli.main([*TINY, "--method", "trades", "--purifier", "narrow", "--out", str(tmp_path / "b")])
+    with pytest.raises(SystemExit, match="--init"):
+        cli.main([*TINY, "--init", str(tmp_path / "missing"), "--out", str(tmp_path / "c")])

@@ -148,6 +148,9 @@ def cmd_advtrain(args) -> dict:
         raise SystemExit(f"error: --holdout {args.holdout} leaves no training images out of {len(x)}")
     n_fit = len(x) - args.holdout
     model = _initial_classifier(args, ds, arch, run.classifier or cfg, x.shape[1:])
+    if args.init is not None:   # the architecture is the loaded model's, whatever --arch says
+        arch = json.loads((args.init / SUMMARY).read_text()).get("arch", model.name) \
+            if (args.init / SUMMARY).is_file() else model.name
     print(f"[advtrain] {config.attack if args.purifier else config.method} on {n_fit} {ds.name} images "
           f"({args.holdout} held out), {arch} ({model.count_params():,} parameters)"
           f"{f' behind a {args.purifier} purifier' if args.purifier else ''}, eps {config.eps:g}, "
