@@ -28,7 +28,7 @@ ifeq ($(filter $(TF),cpu tf gpu),)
 $(error TF must be cpu, tf or gpu (got '$(TF)'))
 endif
 
-.PHONY: install check-python test test-latest unit notebooks tour lab bench lock clean
+.PHONY: install check-python test test-latest unit notebooks tour lab bench gpu-check lock clean
 
 check-python:
 	@command -v $(PYTHON) >/dev/null || { echo "advlab: no '$(PYTHON)' on PATH; give one, e.g. make PYTHON=python3.11"; exit 1; }
@@ -68,8 +68,13 @@ student: $(STAMP)
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks
 
+# gpu_check.py is for a GPU machine (hours of paper-width steps on a CPU): make gpu-check
 bench: $(STAMP)
-	for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	for b in benchmarks/[!_]*.py; do case $$b in */gpu_check.py) continue;; esac; \
+	  echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py
 
 # Not through $(STAMP): that would first reinstall the venv from the old lock file.
 lock:
