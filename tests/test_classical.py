@@ -78,3 +78,22 @@ def test_bad_input_and_params():
         classical.feature_squeezing(0)
     with pytest.raises(ValueError, match="quality"):
         classical.jpeg_compression(0)
+
+
+def test_rounded_bits_is_feature_squeezing_in_tf_with_a_zero_gradient():
+    import tensorflow as tf
+
+    from advlab.purifiers.classical import RoundedBits, feature_squeezing
+
+    x = np.random.default_rng(0).random((3, 8, 8, 1), dtype=np.float32)
+    x0 = x.copy()
+    rounded = RoundedBits(3)
+    np.testing.assert_allclose(rounded(x), feature_squeezing(3)(x), atol=1e-6)
+    t = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(t)
+        out = tf.reduce_sum(rounded.purify_tensor(t))
+    grad = tape.gradient(out, t, unconnected_gradients=tf.UnconnectedGradients.ZERO)   # as attacks ask
+    assert np.all(grad.numpy() == 0) and np.array_equal(x, x0)
+    with pytest.raises(ValueError, match="bits"):
+        RoundedBits(0)

@@ -97,3 +97,14 @@ def test_readme_is_generated_from_the_blocks_and_keeps_the_notes(tmp_path, capsy
     assert provenance.readme(folder) == text                               # regenerating is stable
     with pytest.raises(SystemExit, match="not a folder"):
         provenance.main([str(tmp_path / "missing")])
+
+
+def test_committed_reads_a_full_scale_record_or_says_it_is_missing(capsys):
+    from advlab.io.results import committed
+
+    record = committed("robustness_mnist_adv_pgd.json")
+    assert record["n"] == 1000 and "provenance" not in record
+    rows = committed("10_defences_mnist_full.csv")
+    assert {"defence", "e2e:pgd"} <= set(rows[0])
+    assert committed("no_such_record.json") is None
+    assert "not found" in capsys.readouterr().out

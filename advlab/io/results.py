@@ -71,6 +71,23 @@ def load_json(name: str, folder: str | Path | None = None):
     return data
 
 
+def committed(name: str):
+    """A full-scale result committed in the checkout's ``figures/full/`` (JSON parsed, CSV as a
+    list of row dicts), or ``None`` with a note where there is none (an installed copy has no
+    checkout): what the notebooks print beside their smoke-scale numbers."""
+    from advlab.io.paths import repo_root
+
+    root = repo_root()
+    path = root / "figures" / "full" / name if root is not None else None
+    if path is None or not path.is_file():
+        print(f"{name}: not found (full-scale results live in figures/full/ of a checkout)")
+        return None
+    if path.suffix == ".json":
+        return load_json(path.stem, path.parent)
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
 def save_csv(rows: Iterable[Mapping], name: str, folder: str | Path | None = None) -> Path:
     """Write a list of dicts as CSV (columns in first-seen order)."""
     rows = [dict(_jsonable(r)) for r in rows]

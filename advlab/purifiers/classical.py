@@ -67,6 +67,23 @@ def feature_squeezing(bits: int = 4) -> ArtPurifier:
     return ArtPurifier(FeatureSqueezing(clip_values=(0.0, 1.0), bit_depth=int(bits)), f"bit_depth_{bits}")
 
 
+class RoundedBits(Purifier):
+    """:func:`feature_squeezing` as a TF op (the same output): ``tf.round`` has no gradient in
+    TensorFlow (an attack reads it as zero), so exact-gradient attacks on it show gradient masking."""
+
+    def __init__(self, bits: int = 4):
+        if not 1 <= int(bits) <= 8:
+            raise ValueError(f"bits must be in 1..8, got {bits}.")
+        self.levels = 2 ** int(bits) - 1
+        self.name = f"bit_depth_{bits}_tf"
+        self.stochastic = False
+
+    def purify_tensor(self, x):
+        import tensorflow as tf
+
+        return tf.round(x * self.levels) / self.levels
+
+
 def spatial_smoothing(window: int = 3) -> ArtPurifier:
     """Median filter over a ``window x window`` neighbourhood."""
     from art.defences.preprocessor import SpatialSmoothing
