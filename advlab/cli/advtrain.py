@@ -151,7 +151,8 @@ def cmd_advtrain(args) -> dict:
     if args.init is not None:   # the architecture is the loaded model's, whatever --arch says
         arch = json.loads((args.init / SUMMARY).read_text()).get("arch", model.name) \
             if (args.init / SUMMARY).is_file() else model.name
-    print(f"[advtrain] {config.attack if args.purifier else config.method} on {n_fit} {ds.name} images "
+    method = config.attack if args.purifier else config.method   # the two configs name it differently
+    print(f"[advtrain] {method} on {n_fit} {ds.name} images "
           f"({args.holdout} held out), {arch} ({model.count_params():,} parameters)"
           f"{f' behind a {args.purifier} purifier' if args.purifier else ''}, eps {config.eps:g}, "
           f"{config.epochs} epochs", flush=True)
@@ -169,7 +170,7 @@ def cmd_advtrain(args) -> dict:
     if not summary.get("finished"):   # the session that finished the run (an interrupted one is not counted)
         summary["train_seconds"] = seconds
     acc = classifiers.accuracy(robust, x_test, y_test)
-    summary.update(finished=True, method=config.attack if args.purifier else config.method, arch=arch,
+    summary.update(finished=True, method=method, arch=arch,
                    parameters=int(robust.count_params()), purifier=args.purifier, init=str(args.init or ""),
                    n_train=n_fit, holdout=args.holdout, n_test=len(y_test), clean_test_accuracy=acc,
                    config=config.to_dict())   # the command line is in the provenance block
