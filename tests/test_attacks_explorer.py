@@ -23,10 +23,11 @@ def test_explore_reports_prediction_change(mnist_cnn, mnist_sample):
     assert small["linf"] <= 0.01 + 1e-6
 
 
-def test_explorer_widget_updates(mnist_cnn, mnist_sample):
+@pytest.mark.parametrize("static", [False, True], ids=["ipywidgets", "static"])
+def test_explorer_widget_updates(mnist_cnn, mnist_sample, static):
     _, _, x, y = mnist_sample
     box = widgets.attack_explorer(mnist_cnn, x[:4], y[:4], ["fgsm", "deepfool"],
-                                  params={"deepfool": {"max_iter": 5}})
+                                  params={"deepfool": {"max_iter": 5}}, static=static)
     assert box.last_info["attack"] == "fgsm" and not box.eps.disabled
     box.eps.value = 0.2
     assert box.last_info["eps"] == pytest.approx(0.2)
@@ -49,3 +50,26 @@ def test_example_grid_and_table(mnist_cnn, mnist_sample, tmp_path):
     assert rows[0]["attack"] == "fgsm" and rows[0]["n"] == 12 and rows[0]["linf_max"] <= 0.3 + 1e-6
     text = report.format_table(rows)
     assert "success_rate" in text.splitlines()[0] and "fgsm" in text
+
+
+def test_explorer_degrades_to_static_figures_without_ipywidgets(mnist_cnn, mnist_sample, monkeypatch, capsys):
+    import sys
+
+    import matplotlib.pyplot as plt
+
+    from advlab.viz import static_widgets
+
+    _, _, x, y = mnist_sample
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)  # `import ipywidgets` raises ImportError
+    shown = []
+    monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(plt.gcf().axes[0].get_title()))
+    box = widgets.attack_explorer(mnist_cnn, x[:4], y[:4], ["fgsm"])
+    assert "ipywidgets is not available" in capsys.readouterr().out
+    assert len(shown) == 1 and box.last_info["attack"] == "fgsm"   # one static figure, drawn at once
+    box.index.value = 2                                           # a later cell draws the next one
+    assert len(shown) == 2 and box.last_info["true"] == str(y[2])
+    assert "image=2" in repr(box) and static_widgets.INSTALL_HINT in repr(box)
+    with pytest.raises(ValueError, match="outside"):
+        box.index.value = 9
+    with pytest.raises(ValueError, match="not one of"):
+        box.attack.value = "no_such_attack"

@@ -81,7 +81,8 @@ def test_grid_layout_labels_and_wrong_in_red(images):
         grids.before_after_grid(x, xa, x, y, y, y, y)
 
 
-def test_purification_browser_switches_attack_and_image(images):
+@pytest.mark.parametrize("static", [False, True], ids=["ipywidgets", "static"])
+def test_purification_browser_switches_attack_and_image(images, static):
     from advlab.viz.purify_browser import purification_browser
 
     x, y, x_adv = images
@@ -91,7 +92,8 @@ def test_purification_browser_switches_attack_and_image(images):
         seen.append(np.asarray(z).copy())
         return np.clip(z - 0.05, 0, 1)
 
-    box = purification_browser(None, purifier, x, y, x_adv, predict_fn=predict_fn, class_names=["zero", "one"])
+    box = purification_browser(None, purifier, x, y, x_adv, predict_fn=predict_fn, class_names=["zero", "one"],
+                               static=static)
     assert list(box.attack.options) == ["fgsm", "pgd"] and box.index.max == len(x) - 1
     box.index.value = 3
     box.attack.value = "pgd"

@@ -12,17 +12,20 @@ import numpy as np
 
 
 def purification_browser(classifier, purifier: Callable, x, y, x_adv_by_attack: Mapping[str, np.ndarray], *,
-                         class_names: Sequence[str] | None = None, predict_fn: Callable | None = None):
+                         class_names: Sequence[str] | None = None, predict_fn: Callable | None = None,
+                         static: bool = False):
     """Return an ipywidgets ``VBox`` (attack dropdown, image slider, the five-panel figure).
 
     Only the shown image is purified and classified, so browsing a large test set is instant.
     ``predict_fn(classifier, x) -> labels`` defaults to :func:`advlab.classifiers.predict_labels`.
-    The returned box has ``attack``, ``index`` (the controls) and ``show()`` (redraw).
+    The returned box has ``attack``, ``index`` (the controls) and ``show()`` (redraw). Where
+    ipywidgets is missing (or ``static=True``) the controls are static stand-ins
+    (:mod:`advlab.viz.static_widgets`): setting ``box.index.value`` draws the next image.
     """
-    import ipywidgets as w
     import matplotlib.pyplot as plt
 
     from advlab.experiments import grids
+    from advlab.viz.static_widgets import controls
 
     if not x_adv_by_attack:
         raise ValueError("x_adv_by_attack must map at least one attack name to adversarial images")
@@ -30,6 +33,7 @@ def purification_browser(classifier, purifier: Callable, x, y, x_adv_by_attack: 
     for name, xa in x_adv_by_attack.items():
         if np.shape(xa) != x.shape:
             raise ValueError(f"x_adv_by_attack[{name!r}] has shape {np.shape(xa)}, expected {x.shape}")
+    w = controls(static)
     attack = w.Dropdown(options=list(x_adv_by_attack), description="attack")
     index = w.IntSlider(value=0, min=0, max=len(x) - 1, description="image", continuous_update=False)
     out = w.Output()

@@ -52,23 +52,27 @@ def explore(model, x, y, attack: str, eps: float | None, index: int, *, preset: 
 
 def attack_explorer(model, x, y, names: Sequence[str] | None = None, *, preset: str = "mnist",
                     eps_max: float = 0.5, params: Mapping[str, Mapping] | None = None,
-                    class_names: Sequence[str] | None = None):
+                    class_names: Sequence[str] | None = None, static: bool = False):
     """An ipywidgets box: attack dropdown, eps slider, image slider and the live figure.
 
     ``params`` holds per-attack overrides (e.g. ``{"cw": {"steps": 30}}``) to keep slow attacks
     interactive. The eps slider is disabled for attacks without an eps (C&W, DeepFool). The
-    returned box exposes ``attack``, ``eps``, ``index``, ``show()`` and ``last_info``.
+    returned box exposes ``attack``, ``eps``, ``index``, ``show()`` and ``last_info``. Where
+    ipywidgets is missing (or ``static=True``) the same box holds static stand-ins
+    (:mod:`advlab.viz.static_widgets`): the figure is drawn once, and setting a control's
+    ``value`` draws the next.
     """
-    import ipywidgets as w
     import matplotlib.pyplot as plt
 
     from advlab import attacks
+    from advlab.viz.static_widgets import controls
 
     names = list(names or attacks.ATTACKS)
     x, y = np.asarray(x), np.asarray(y)
     if len(x) == 0 or len(x) != len(y):
         raise ValueError(f"attack_explorer needs images and one label per image; got {len(x)} / {len(y)}.")
     start_eps = min(attacks.default_params(names[0], preset).get("eps", 0.1), eps_max)
+    w = controls(static)
     attack = w.Dropdown(options=names, value=names[0], description="attack")
     eps = w.FloatSlider(value=start_eps, min=0.01, max=eps_max, step=0.01, description="eps",
                         continuous_update=False, readout_format=".2f")
