@@ -356,7 +356,8 @@ def test_tiny_train_resume_evaluate(tmp_path, capsys):
     capsys.readouterr()
     cli.main(["train", *common_flags, *tiny, "--epochs", "2", "--train-subset", "pgd=16"])  # resumes, then evaluates
     printed = capsys.readouterr().out
-    assert "resuming" in printed and "paper vs this run" in printed
+    assert "resuming" in printed and "paper (gray-box) vs this run" in printed
+    assert "GRAY-BOX" in printed and f"--purifier-run {out}" in printed and "SMOKE SCALE" in printed
     assert "loaded fgsm set from cache" in printed                      # cached pairs reused
     result = json.loads((out / "evaluation.json").read_text())
     assert set(result["attacks"]) == {"fgsm", "pgd"} and result["n"] == 32 and result["train_epochs"] == 2

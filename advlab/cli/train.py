@@ -238,9 +238,16 @@ def _evaluate(args, run, model=None) -> dict:
     # what was evaluated, beside the numbers (an evaluate run may differ from the trained one)
     result.update(dataset=run.dataset, scale=cfg.scale, run_config=run.to_dict())
     paths = evaluation.save_evaluation(result, "evaluation", folder=args.out, config=run)
+    print(f"\n[advlab] defended accuracy is GRAY-BOX: the attacks were crafted against the classifier "
+          f"alone, without the purifier, so it is not robustness. The attacker who knows the purifier: "
+          f"`advlab robustness --defence residual_cgan --purifier-run {args.out} --dataset {run.dataset} "
+          f"--scale {cfg.scale}` (notebooks 10 and 11).")
+    if cfg.scale == "smoke":
+        print(f"[advlab] SMOKE SCALE ({len(x)} test images, tiny training): a check that the pipeline runs, "
+              f"not a result; --scale full for numbers to set beside the paper's.")
     common.print_rows(evaluation.rows(result))
     if run.dataset in paper_results.TABLE_I:
-        print(f"\npaper vs this run ({paper_results.CITATION}):")
+        print(f"\npaper (gray-box) vs this run ({paper_results.CITATION}):")
         common.print_rows(paper_results.compare_table_i(result, run.dataset))
     print(f"\n[advlab] saved {paths['json']} and {paths['csv']}")
     return result
