@@ -113,3 +113,5 @@ def test_bad_inputs_are_named(images):
         capstone.defended_accuracy(defence, f, np.zeros((2, 8, 8, 1), np.float32), y[:2])
     with pytest.raises(ValueError, match="kind"):
         capstone.Stage(0, "sharpen", 1.0)
+    with pytest.raises(ValueError, match="generator"):
+        capstone.Stage(0, "noise", 0.1)

@@ -36,6 +36,7 @@ from advlab.evaluation.transforms import check_images
 from advlab.purifiers import Purifier
 
 KINDS = ("blur", "noise", "bit_depth", "median")
+BLOCKING = ("bit_depth", "median")   # the kinds through which no gradient flows
 LAB_EOT = 8           # noise draws averaged per gradient in the lab's attack
 LAB_ITERS = 30        # APGD steps per loss in the lab's attack
 EVAL_DRAWS = 8        # noise draws averaged per accuracy
@@ -47,6 +48,8 @@ class Stage:
     def __init__(self, index: int, kind: str, param: float, generator=None):
         if kind not in KINDS:
             raise ValueError(f"Unknown stage kind {kind!r}; use one of {KINDS}.")
+        if kind == "noise" and generator is None:
+            raise ValueError("a noise stage needs its generator (a tf.random.Generator).")
         self.index, self._kind, self._param, self._generator = index, kind, float(param), generator
 
     def __call__(self, x):
@@ -149,13 +152,15 @@ def hidden_defence(seed: int = 0) -> HiddenDefence:
 
 def _check(defence, classifier, x, y):
     if not isinstance(defence, HiddenDefence):
-        raise TypeError(f"defence must be a HiddenDefence (capstone.hidden_defence(seed)), got {type(defence).__name__}.")
+        raise TypeError(f"defence must be a HiddenDefence (capstone.hidden_defence(seed)), "
+                        f"got {type(defence).__name__}.")
     x = check_images(x, "x")
     y = np.asarray(y).reshape(-1)
     if len(y) != len(x):
         raise ValueError(f"x has {len(x)} images but y has {len(y)} labels.")
     if tuple(x.shape[1:]) != tuple(classifier.input_shape[1:]):
-        raise ValueError(f"images of shape {x.shape[1:]} do not fit the classifier's input {classifier.input_shape[1:]}.")
+        raise ValueError(f"images of shape {x.shape[1:]} do not fit the classifier's input "
+                         f"{classifier.input_shape[1:]}.")
     return x, y
 
 
@@ -189,7 +194,7 @@ class _Surrogate(Purifier):
         from advlab.evaluation.adaptive import straight_through
 
         for stage in self.defence.stages:
-            x = straight_through(x, stage(x)) if stage._kind in ("bit_depth", "median") else stage(x)
+            x = straight_through(x, stage(x)) if stage._kind in BLOCKING else stage(x)
         return x
 
 
