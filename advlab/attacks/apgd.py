@@ -87,6 +87,8 @@ def _compiled(model, loss):
     per_model = _COMPILED.setdefault(model, {})
     if loss not in per_model:
         per_model[loss] = _build(_as_fn(model), loss)
+        for step in per_model[loss].values():   # one trace per model is the design, not a retrace:
+            step._omit_frequent_tracing_warning = True   # TF would warn after five models
     return per_model[loss]
 
 
