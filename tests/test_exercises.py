@@ -40,8 +40,6 @@ _spec.loader.exec_module(edition)
 NOT_CONVERTED = {  # what this test finds in each (smoke scale)
     "04": "checks read psnr_bound, psnr_measured, gain, which only the solution defines (issue 15)",
     "05": "checks read best, fgsm_purified, levels, levels_256, which only the solution defines (issue 15)",
-    "06": "checks read mean_g and others, which only the solution defines (issue 15)",
-    "07": "range checks (0 <= spread <= 1, -100 <= recovered <= 100) pass with a wrong answer (issue 15)",
 }
 
 # TensorFlow / absl / XLA log lines as they reach a notebook through the kernel's stderr.

@@ -51,6 +51,18 @@ def test_run_matrix_real_attacks(lab):
     np.testing.assert_allclose(again.acc, table.acc)
 
 
+def test_attack_purifier_is_the_matrix_row(lab):
+    asked = []
+    lab.purifier = lambda attacks, **kwargs: asked.append((attacks, kwargs)) or Identity()
+    plan = pipeline.plan(lab.cfg, train_attacks=("fgsm", "pgd"), test_attacks=("fgsm",), purifier_epochs=2)
+    tables.run_matrix(lab, plan, versatile=False, progress=False)
+    assert [a for a, _ in asked] == ["fgsm", "pgd"]
+    matrix_rows, asked[:] = list(asked), []
+    for attack in plan.train_attacks:
+        tables.attack_purifier(lab, attack, plan)
+    assert asked == matrix_rows and asked[0][1]["epochs"] == 2   # same attack, same training settings
+
+
 def test_run_sweeps_and_grids_files(lab):
     plan = pipeline.plan(lab.cfg, test_attacks=("fgsm", "pgd"), sweep_iterations=(2, 5), sweep_eps=(0.3,),
                          eps_grid=(0.0, 0.3), sweep_n=8, grid_n=3)

@@ -24,6 +24,13 @@ def versatile_purifier(lab: Lab, plan: Plan | None = None):
     return lab.purifier(plan.train_attacks, **_pkw(plan))
 
 
+def attack_purifier(lab: Lab, attack: str, plan: Plan | None = None):
+    """The purifier trained on ``attack`` alone, as :func:`run_matrix` trains its row ``attack``
+    (cached, so after the matrix this loads it)."""
+    plan = plan or plan_for(lab.cfg)
+    return lab.purifier(attack, **_pkw(plan))
+
+
 def _state(name: str, lab: Lab, plan: Plan):
     """Checkpoint file of one table: keyed by the content of the data and classifier, the config
     and the plan, so a changed setting starts a fresh table instead of mixing old and new cells."""
@@ -66,7 +73,7 @@ def run_matrix(lab: Lab, plan: Plan | None = None, versatile: bool = True, progr
     name = _name("06_matrix", lab)
     t0 = time.perf_counter()
     table = generalizability.generalizability_matrix(
-        lambda a: lab.purifier(a, **kw), lab.classifier, lab.x_test, lab.y_test, plan.train_attacks,
+        lambda a: attack_purifier(lab, a, plan), lab.classifier, lab.x_test, lab.y_test, plan.train_attacks,
         plan.test_attacks, attack_fn=lab.attack_fn("test"), extra_rows=extra,
         checkpoint=_state(name, lab, plan), progress=progress,
         meta={"dataset": lab.dataset, "scale": lab.cfg.scale, "classifier": lab.arch,
