@@ -110,3 +110,22 @@ def test_adaptive_attack_runs_through_the_attack_library(mnist_cnn, x):
     g = adaptive.loss_gradient(adaptive.defended_model(p, mnist_cnn, "exact"), x[0], x[1])
     moved = (x_adv != x[0]) & (g != 0)
     assert np.mean(np.sign(x_adv - x[0])[moved] == np.sign(g)[moved]) > 0.99
+
+
+def test_a_defended_model_never_shares_the_bare_classifiers_cache_key():
+    """Cached attack sets are keyed by the target's weights digest; the purifier is not a Keras
+    weight of the defended model, so the digest must add it (and the gradient mode)."""
+    from advlab.io.cache import weights_digest
+
+    f, p = _tiny_classifier(), _tiny_purifier()
+    other = _tiny_purifier()
+    other.model.set_weights([w + 0.01 for w in other.model.get_weights()])
+    exact = weights_digest(adaptive.defended_model(p, f))
+    assert exact != weights_digest(f)                                          # the bug: these were equal
+    assert exact == weights_digest(adaptive.defended_model(p, f, name="renamed"))   # content, not names
+    assert exact != weights_digest(adaptive.defended_model(other, f))
+    assert exact != weights_digest(adaptive.defended_model(p, f, gradient="bpda"))
+    assert exact != weights_digest(adaptive.defended_model(p, f, eot_samples=4))
+    median = classical.build_classical("median")
+    assert weights_digest(adaptive.defended_model(median, f, gradient="bpda")) != \
+        weights_digest(adaptive.defended_model(classical.build_classical("jpeg"), f, gradient="bpda"))

@@ -56,7 +56,7 @@ KNOWN_STARTUP = re.compile(r"oneDNN custom operations are on|WARNING: All log me
 LOG_LINE = re.compile(
     r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] "      # TF's own C++ format
     r"|[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ \S+:\d+\]"    # absl / glog format
-    r"|WARNING:absl:|WARNING: All log messages before absl"
+    r"|WARNING:absl:|WARNING: All log messages before absl|WARNING:tensorflow:"   # Python loggers
     r"|.*(oneDNN custom operations|cpu_feature_guard|remapper failed|tensorflow/core/))",
     re.MULTILINE)
 
@@ -269,6 +269,14 @@ def test_a_check_may_not_read_what_only_the_solution_defines():
     solution = "both = mask_a & mask_b\nl2 = float(norms[both].mean())\n"
     assert internal_names_read("Store the median in `l2`.", solution, "assert both.sum() > 0 and l2 > 0") == ["both"]
     assert internal_names_read("Store `l2`.", solution, "both = 1\nassert l2 > both") == []
+
+
+def test_log_lines_are_caught_and_the_known_start_up_ones_tolerated():
+    text = ("accuracy 0.91\n"
+            "WARNING:tensorflow:5 out of the last 5 calls to <function f> triggered tf.function retracing.\n"
+            "2026-12-02 01:00:00.123456: I tensorflow/core/util/port.cc:153] oneDNN custom operations are on.\n"
+            "E0000 00:00:1700000000.000000  123 cuda_dnn.cc:8310] Unable to register cuDNN factory\n")
+    assert [line[:20] for line in log_lines(text)] == ["WARNING:tensorflow:5", "E0000 00:00:17000000"]
 
 
 def test_stub_is_nbgraders():

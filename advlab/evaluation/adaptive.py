@@ -72,8 +72,15 @@ class PurifiedClassifier(keras.layers.Layer):
         if int(eot_samples) < 1:
             raise ValueError(f"eot_samples must be >= 1, got {eot_samples}.")
         self.purifier, self.classifier = purifier, classifier
-        self.op = purify_op(purifier, gradient)
+        self.op, self.gradient = purify_op(purifier, gradient), gradient
         self.eot_samples = int(eot_samples)
+
+    def cache_identity(self) -> str:
+        """What this layer computes beyond the classifier's weights (read by
+        :func:`advlab.io.cache.weights_digest`): the purifier's content and the attack's gradient."""
+        from advlab.io.cache import purifier_digest
+
+        return f"purified:{purifier_digest(self.purifier)}|{self.gradient}|eot{self.eot_samples}"
 
     def call(self, x):
         if self.eot_samples == 1:

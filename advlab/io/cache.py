@@ -111,12 +111,28 @@ def row_digests(*arrays) -> list[str]:
 
 
 def weights_digest(model) -> str:
-    """Digest of a Keras model's input/output shapes and weights (not its name)."""
+    """Digest of a Keras model's input/output shapes and weights (not its name), and of what its
+    layers compute beyond their weights: a layer with a ``cache_identity()`` method (e.g. the
+    purifier + classifier layer of :func:`advlab.evaluation.adaptive.defended_model`, whose
+    purifier Keras does not track) adds that, so a defended model never shares the bare
+    classifier's cached attacks."""
     h = hashlib.blake2b(digest_size=DIGEST_SIZE)
     h.update(f"{getattr(model, 'input_shape', None)}|{getattr(model, 'output_shape', None)}".encode())
     for w in model.weights:
         h.update(array_digest(np.asarray(w)).encode())
+    for identity in _layer_identities(model):
+        h.update(identity.encode())
     return h.hexdigest()
+
+
+def _layer_identities(model) -> list[str]:
+    out = []
+    for layer in getattr(model, "layers", ()) or ():
+        identity = getattr(layer, "cache_identity", None)
+        if callable(identity):
+            out.append(identity())
+        out += _layer_identities(layer)
+    return out
 
 
 def purifier_digest(purifier) -> str:

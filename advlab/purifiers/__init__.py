@@ -81,6 +81,9 @@ class KerasPurifier(Purifier):
 
         if self._fn is None:
             self._fn = tf.function(lambda t: self.model(t, training=False), reduce_retracing=True)
+            # one trace per purifier is the design; TF counts the traces of every purifier's
+            # function together (same code) and would warn of retracing after five purifiers
+            self._fn._omit_frequent_tracing_warning = True
         return tf.clip_by_value(self._fn(x), 0.0, 1.0)
 
     def differentiable_call(self, x):
