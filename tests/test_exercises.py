@@ -38,8 +38,6 @@ _spec.loader.exec_module(edition)
 
 # Notebooks whose exercises predate issue 15 and fail this test (as measured); the reason says how.
 NOT_CONVERTED = {  # what this test finds in each (smoke scale)
-    "04": "checks read psnr_bound, psnr_measured, gain, which only the solution defines (issue 15)",
-    "05": "checks read best, fgsm_purified, levels, levels_256, which only the solution defines (issue 15)",
     "06": "checks read mean_g and others, which only the solution defines (issue 15)",
     "07": "range checks (0 <= spread <= 1, -100 <= recovered <= 100) pass with a wrong answer (issue 15)",
     "08": "checks pass with a wrong answer (the student's own argmax; params_per_block > 0) (issue 15)",
