@@ -42,6 +42,18 @@ def test_imagenet_wrappers_without_weights(arch, capsys):
     assert "weights=None" in capsys.readouterr().out
 
 
+def test_imagenet_wrapper_at_a_reduced_side_keeps_its_parameters():
+    # the stand-in side of notebook 05: no resize layer, the same 25.6 M parameters as at 224
+    model = build_classifier("resnet50v2", input_shape=(64, 64, 3), num_classes=1000, side=64)
+    assert "resize" not in [layer.name for layer in model.layers]
+    assert model.count_params() == 25_613_800
+    assert np.asarray(model(np.zeros((1, 64, 64, 3), np.float32))).shape == (1, 1000)
+    with pytest.raises(ValueError, match="native side 224"):
+        build_classifier("resnet50v2", input_shape=(64, 64, 3), num_classes=1000, weights="imagenet", side=64)
+    with pytest.raises(ValueError, match="side applies to the ImageNet"):
+        build_classifier("mnist_cnn", side=32)
+
+
 def test_build_errors():
     with pytest.raises(ValueError, match="Unknown classifier architecture 'vgg'.*mnist_cnn"):
         build_classifier("vgg")

@@ -38,8 +38,6 @@ _spec.loader.exec_module(edition)
 
 # Notebooks whose exercises predate issue 15 and fail this test (as measured); the reason says how.
 NOT_CONVERTED = {  # what this test finds in each (smoke scale)
-    "04": "checks read psnr_bound, psnr_measured, gain, which only the solution defines (issue 15)",
-    "05": "checks read best, fgsm_purified, levels, levels_256, which only the solution defines (issue 15)",
 }
 
 # TensorFlow / absl / XLA log lines as they reach a notebook through the kernel's stderr.

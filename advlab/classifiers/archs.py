@@ -97,12 +97,15 @@ def _cifar_resnet(inp, num_classes, blocks_per_stage=3):
     return layers.Dense(num_classes, name="logits")(h)
 
 
-def _imagenet(arch, inp, num_classes, weights):
-    ctor_name, side = _IMAGENET[arch]
+def _imagenet(arch, inp, num_classes, weights, side=None):
+    ctor_name, native = _IMAGENET[arch]
+    side = native if side is None else int(side)
     if weights not in (None, "imagenet"):
         raise ValueError(f"weights must be None or 'imagenet' for {arch}, got {weights!r}.")
     if weights == "imagenet" and num_classes != 1000:
         raise ValueError(f"Pretrained {arch} has 1000 ImageNet classes; num_classes={num_classes}.")
+    if weights == "imagenet" and side != native:
+        raise ValueError(f"Pretrained {arch} runs at its native side {native}; leave side=None (got {side}).")
     ctor = getattr(keras.applications, ctor_name)
     base = ctor(weights=weights, include_top=True, classes=num_classes,
                 input_shape=(side, side, 3), classifier_activation=None)
@@ -115,10 +118,14 @@ def _imagenet(arch, inp, num_classes, weights):
     return base(h)
 
 
-def build_classifier(arch: str, input_shape=None, num_classes: int = 10, weights=None) -> keras.Model:
+def build_classifier(arch: str, input_shape=None, num_classes: int = 10, weights=None,
+                     side: int | None = None) -> keras.Model:
     """Build (untrained, or ImageNet-pretrained with ``weights="imagenet"``) classifier ``arch``.
 
     The model's input is NHWC images in [0, 1]; its output is ``num_classes`` logits.
+    ``side`` (ImageNet architectures only): the side the network runs at, inputs resized to it;
+    default its native 299 / 224. A smaller one (at least 75 for the Inception models) keeps
+    every layer and parameter at a fraction of the compute, for random-weight smoke runs.
     """
     key = str(arch).strip().lower()
     if key not in ARCHS:
@@ -132,9 +139,11 @@ def build_classifier(arch: str, input_shape=None, num_classes: int = 10, weights
         raise ValueError(f"{key} needs RGB input (3 channels), got input_shape={input_shape}.")
     if key not in _IMAGENET and weights is not None:
         raise ValueError(f"{key} has no pretrained weights; train it with train_classifier().")
+    if key not in _IMAGENET and side is not None:
+        raise ValueError(f"side applies to the ImageNet architectures, not {key}; leave it None.")
     inp = keras.Input(input_shape, name="image")
     if key in _IMAGENET:
-        out = _imagenet(key, inp, num_classes, weights)
+        out = _imagenet(key, inp, num_classes, weights, side)
     else:
         out = {"mnist_cnn": _mnist_cnn, "mnist_madry": _mnist_madry, "mnist_lenet": _mnist_lenet, "mnist_mlp": _mnist_mlp,
                "cifar_resnet": _cifar_resnet}[key](inp, num_classes)
