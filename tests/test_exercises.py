@@ -36,10 +36,6 @@ _spec = importlib.util.spec_from_file_location("student_edition", ROOT / "script
 edition = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(edition)
 
-# Notebooks whose exercises predate issue 15 and fail this test (as measured); the reason says how.
-NOT_CONVERTED = {  # what this test finds in each (smoke scale)
-}
-
 # TensorFlow / absl / XLA log lines as they reach a notebook through the kernel's stderr.
 # Tolerated, because only TF_ENABLE_ONEDNN_OPTS=0 silences them and that made CPU training
 # 1.6-2x slower (see advlab/__init__.py): the oneDNN notice and absl's "before InitializeLog" line
@@ -62,18 +58,6 @@ LOG_LINE = re.compile(
 def log_lines(text: str) -> list[str]:
     """The TensorFlow / absl log lines of ``text``, less the tolerated start-up ones."""
     return [line for line in text.splitlines() if LOG_LINE.match(line) and not KNOWN_STARTUP.search(line)]
-
-
-def _params(paths):
-    """Converted notebooks run (in one kernel each); the others are skipped with what this test
-    found in them (their cells still run top to bottom under nbmake in ``make test``). Executing
-    them here too would double the notebooks' share of CI for a known failure."""
-    out = []
-    for p in paths:
-        marks = ([pytest.mark.skip(reason=f"exercises not converted yet: {NOT_CONVERTED[p.name[:2]]}")]
-                 if p.name[:2] in NOT_CONVERTED else [])
-        out.append(pytest.param(p, id=p.name, marks=marks))
-    return out
 
 
 # Makes an answer wrong in a way no correct check accepts (defined once in the kernel).
@@ -287,7 +271,7 @@ def test_stub_is_nbgraders():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", _params(NOTEBOOKS))
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_checks_fail_without_solution_and_pass_with_it(path, monkeypatch):
     run = executed(path, monkeypatch)
     assert run.setup_error is None, f"the notebook failed before its exercises: {run.setup_error}"
@@ -304,7 +288,7 @@ def test_checks_fail_without_solution_and_pass_with_it(path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("path", _params(NOTEBOOKS))
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_outputs_have_no_log_lines_or_tracebacks(path, monkeypatch):
     run = executed(path, monkeypatch)
     problems = []

@@ -11,8 +11,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-# Units rewritten for issue 15: exercises marked for nbgrader, a questionnaire, a bibliography.
-CONVERTED = ("01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12")
 
 _spec = importlib.util.spec_from_file_location("student_edition", ROOT / "scripts" / "student_edition.py")
 edition = importlib.util.module_from_spec(_spec)
@@ -69,11 +67,8 @@ def test_notebook_is_a_course_unit(path):
 
 CHECK_CANNOT_FAIL = re.compile(r"assert\s+(-?\s*100|0(\.0)?)\s*<=?\s*\w+\s*<=?\s*(100|1(\.0)?)\b")
 
-CONVERTED_NOTEBOOKS = [p for p in NOTEBOOKS if p.name[:2] in CONVERTED]
-
-
-@pytest.mark.parametrize("path", CONVERTED_NOTEBOOKS, ids=[p.name for p in CONVERTED_NOTEBOOKS])
-def test_converted_unit_is_gradable_and_ends_with_questions_and_reading(path):
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_unit_is_gradable_and_ends_with_questions_and_reading(path):
     nb = nbformat.read(path, as_version=4)
     assert nbformat.writes(edition.mark(nb, path.stem)) == nbformat.writes(nb), \
         f"nbgrader metadata out of date: python scripts/student_edition.py --mark {path.relative_to(ROOT)}"
@@ -95,9 +90,9 @@ def test_converted_unit_is_gradable_and_ends_with_questions_and_reading(path):
 
 
 def test_student_edition_stubs_every_solution_and_drops_the_answers(tmp_path):
-    before = {p: p.read_text() for p in CONVERTED_NOTEBOOKS}
-    edition.main([str(p) for p in CONVERTED_NOTEBOOKS] + ["--out", str(tmp_path)])
-    for path in CONVERTED_NOTEBOOKS:
+    before = {p: p.read_text() for p in NOTEBOOKS}
+    edition.main([str(p) for p in NOTEBOOKS] + ["--out", str(tmp_path)])
+    for path in NOTEBOOKS:
         teacher = nbformat.read(path, as_version=4)
         student = nbformat.read(tmp_path / path.name, as_version=4)
         roles = [edition.role(c) for c in student.cells]
