@@ -104,3 +104,8 @@ def test_student_edition_stubs_every_solution_and_drops_the_answers(tmp_path):
                 assert "# YOUR CODE HERE" in cell.source and "raise NotImplementedError()" in cell.source
                 assert not cell.metadata.get("jupyter", {}).get("source_hidden")
         assert path.read_text() == before[path], "the instructor edition is not modified"
+        # up to the first exercise the student runs the instructor's cells, which
+        # tests/test_exercises.py executes (and then every stub, solution and check after them)
+        head = lambda nb: [(c.cell_type, c.source) for c in nb.cells[:next(  # noqa: E731
+            i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and "## Exercises" in c.source)]]
+        assert head(student) == head(teacher)
