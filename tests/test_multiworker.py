@@ -1,5 +1,6 @@
 """train_purifier under MultiWorkerMirroredStrategy: two worker processes on 127.0.0.1 take the
-same steps with the same losses as one process, and only the chief writes the run folder.
+same steps with the same losses (and validation L1) as one process, and only the chief writes
+the run folder.
 
 Data: ``fit`` on numpy arrays batches them with the global ``batch_size``; Keras marks that
 dataset ``AutoShardPolicy.DATA`` and tf.distribute splits each global batch between the
@@ -39,7 +40,8 @@ WORKER = textwrap.dedent("""
     steps = []
     cb = keras.callbacks.LambdaCallback(
         on_train_batch_end=lambda b, logs: steps.append({k: float(v) for k, v in logs.items()}))
-    pur = training.train_purifier(x, y, cfg, out, strategy=strategy, samples=0, callbacks=[cb], verbose=0)
+    pur = training.train_purifier(x, y, cfg, out, strategy=strategy, samples=0, callbacks=[cb], verbose=0,
+                                  validation=(x[:8], y[:8]))
     print("RESULT" + json.dumps({
         "steps": steps, "replicas": strategy.num_replicas_in_sync,
         "chief": strategy.extended.should_checkpoint, "source": pur.source,
@@ -119,6 +121,7 @@ def test_two_workers_on_localhost_match_one_process(tmp_path):
     assert [r["epoch"] for r in history["run"]] == [1, 2]
     for r2, r1 in zip(history["run"], history["single"]):
         assert r2["l1"] == pytest.approx(r1["l1"], rel=1e-3)
+        assert r2["val_l1"] == pytest.approx(r1["val_l1"], rel=1e-3)
 
 
 @pytest.mark.parametrize("resume", [True, False])
