@@ -5,11 +5,13 @@ info) is :class:`advlab.training.runfolder.RunFolder`, shared with the other lea
 """
 from __future__ import annotations
 
+import contextlib
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-from advlab.training.runfolder import RunFolder
+from advlab.training.runfolder import INFO_FILE, RUN_FILE, RunFolder
 from advlab.training.callbacks import (VERSATILE_PHASES, CSVLog, Checkpointer, LearningRateDecay,  # noqa: F401
                                        SampleGrid, WallClock, WeightSchedule, decayed_learning_rate,
                                        read_history, scheduled_weights)
@@ -70,7 +72,9 @@ def train_purifier(x_adv, x_clean, config, out_dir=None, *, classifier=None, res
         classifier: the target model, needed for ``perceptual="classifier"``.
         resume: continue from the last checkpoint in ``out_dir`` (a finished run returns at once).
             ``resume=False`` starts over and overwrites the folder's checkpoints and history.
-        strategy: a ``tf.distribute.Strategy`` (default: the current one, i.e. one device).
+        strategy: a ``tf.distribute.Strategy`` (default: the current one, i.e. one device). Under
+            ``MultiWorkerMirroredStrategy`` every worker calls this with the same arguments; the
+            chief writes ``out_dir``, the other workers a scratch folder they delete.
         validation: optional ``(x_adv_val, x_clean_val)`` for a ``val_l1`` column.
         callbacks: extra Keras callbacks, run after the lab's own (checkpoints, logs, schedules).
         tensorboard_dir: also log losses to TensorBoard in this folder (``tensorboard --logdir``).
@@ -94,9 +98,38 @@ def train_purifier(x_adv, x_clean, config, out_dir=None, *, classifier=None, res
             raise ImportError("tensorboard_dir needs the tensorboard package: pip install tensorboard")
     fingerprint = _fingerprint(x_adv, x_clean, config)
     run = RunFolder(out_dir, fingerprint) if out_dir is not None else RunFolder.in_cache(fingerprint, "purifiers")
+    strategy = strategy or tf.distribute.get_strategy()
+    if not strategy.extended.should_checkpoint:
+        # A non-chief worker of a multi-worker strategy takes every step and every save (a save
+        # may need collectives) but writes into a scratch copy of the run folder, deleted when it
+        # returns: the chief alone writes `run`, and the workers never wait on its lock.
+        with _worker_copy(run, resume) as scratch:
+            purifier = _train_in(scratch, x_adv, x_clean, config, classifier, resume, strategy, validation,
+                                 samples, checkpoint_every_steps, callbacks,
+                                 None if tensorboard_dir is None else scratch.path / "tensorboard", verbose)
+        purifier.source = purifier.info["out_dir"] = str(run.path)
+        return purifier
     with run.lock():
         return _train_in(run, x_adv, x_clean, config, classifier, resume, strategy, validation, samples,
                          checkpoint_every_steps, callbacks, tensorboard_dir, verbose)
+
+
+@contextlib.contextmanager
+def _worker_copy(run: RunFolder, resume: bool):
+    """A temporary run folder for a non-chief worker, holding the chief's checkpoints, history and
+    train info when resuming (so every worker restores the same epoch; this needs ``run`` on a
+    filesystem all workers see, as Keras' BackupAndRestore does)."""
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="advlab-worker-") as tmp:
+        if resume and run.path.is_dir():
+            for name in ("checkpoint", "history.csv", INFO_FILE, RUN_FILE):
+                if (run.path / name).is_file():
+                    shutil.copy2(run.path / name, tmp)
+            for path in run.path.glob("ckpt-*"):
+                shutil.copy2(path, tmp)
+        yield RunFolder(tmp, run.fingerprint)
 
 
 def _train_in(run, x_adv, x_clean, config, classifier, resume, strategy, validation, samples,
@@ -111,7 +144,6 @@ def _train_in(run, x_adv, x_clean, config, classifier, resume, strategy, validat
     from advlab.io.seeding import set_seed
 
     set_seed(config.seed)   # same seed: same initial weights, batch order and dropout
-    strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         perceptual = (make_perceptual(config.perceptual, x_adv.shape[1:], classifier=classifier)
                       if config.lambda_perc > 0 or config.schedule == "multistep" else None)

@@ -7,7 +7,8 @@ weights ``lambda_l1`` and ``lambda_perc`` are non-trainable variables, so a call
 
 Distribution: build the trainer inside ``strategy.scope()`` and call ``fit`` as usual. Each
 replica's loss is divided by the number of replicas before the gradient (the gradients are
-summed across replicas), and batch norm is synchronised, so N devices compute what one does.
+summed across replicas), and batch norm is synchronised, so N devices compute what one does;
+the same holds for N worker processes under ``MultiWorkerMirroredStrategy`` (``TF_CONFIG``).
 Mixed precision: wrap the optimizers in ``keras.optimizers.LossScaleOptimizer``;
 ``train_step`` scales the losses through ``optimizer.scale_loss``.
 """
@@ -44,6 +45,14 @@ class Pix2PixTrainer(keras.Model):
     def metrics(self):
         return list(self.trackers.values())
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # fit() builds the model on a sample batch that Keras 3 first reduces across replicas, which
+        # fails under MultiWorkerMirroredStrategy (keras-team/keras#20585); G and D are built when
+        # made, so there is nothing to build.
+        if isinstance(self.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def call(self, x_adv, training=False):
         return self.generator(x_adv, training=training)
 
@@ -78,10 +87,19 @@ class Pix2PixTrainer(keras.Model):
                   "d_loss": d_loss}
         for name, value in values.items():
             self.trackers[name].update_state(value)
-        return {name: self.trackers[name].result() for name in LOSS_NAMES}
+        return _for_workers({name: self.trackers[name].result() for name in LOSS_NAMES})
 
     def test_step(self, data):
         x_adv, x_clean = data[0], data[1]
         # evaluate() resets the trackers first, so the L1 tracker can be reused (-> "val_l1")
         self.trackers["l1"].update_state(l1_loss(x_clean, self.generator(x_adv, training=False)))
-        return {"l1": self.trackers["l1"].result()}
+        return _for_workers({"l1": self.trackers["l1"].result()})
+
+
+def _for_workers(logs: dict) -> dict:
+    """Under several workers, Keras 3 averages a step's logs over all replicas with
+    ``strategy.reduce("MEAN", value, axis=0)``, which needs an axis: give each scalar one."""
+    extended = tf.distribute.get_strategy().extended
+    if getattr(extended, "_in_multi_worker_mode", lambda: False)():   # Keras' own test for it
+        return {name: value[None] for name, value in logs.items()}
+    return logs
