@@ -74,7 +74,7 @@ def pytest_counts(output: str) -> dict:
             "errors": found.get("errors", 0) + found.get("error", 0), "skipped": found.get("skipped", 0)}
 
 
-def time_training(config, steps: int, perceptual: str, classifier) -> tuple[dict, object]:
+def time_training(config, steps: int, perceptual: str, classifier, jit_compile: bool = False) -> tuple[dict, object]:
     """``steps`` + 1 training steps of ``config``'s trainer; returns (result, generator)."""
     import keras
 
@@ -87,7 +87,7 @@ def time_training(config, steps: int, perceptual: str, classifier) -> tuple[dict
     y = rng.random((config.batch_size, 28, 28, 1), dtype=np.float32)
     x = np.clip(y + rng.normal(0, 0.1, y.shape), 0, 1).astype(np.float32)
     fx = make_perceptual(perceptual, (28, 28, 1), classifier=classifier, verbose=False)
-    trainer = make_trainer((28, 28, 1), config, perceptual=fx)
+    trainer = make_trainer((28, 28, 1), config, perceptual=fx, jit_compile=jit_compile)
     gen, disc = trainer.generator, trainer.discriminator
     g, d_loss = trainer.compute_losses(x[:2], y[:2], training=False)
     dtypes = {"generator_output": gen.output.dtype, "discriminator_output": disc.output.dtype,

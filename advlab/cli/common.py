@@ -22,9 +22,10 @@ SHARED = {
     "scale": (("--scale",), dict(default=None, choices=("smoke", "full"),
                                  help="smoke (embedded sample, tiny models) or full (the papers' sizes); "
                                       "default: $ADVLAB_SCALE, else smoke")),
-    "budget": (("--budget",), dict(default=None, choices=("paper", "cpu"),
+    "budget": (("--budget",), dict(default=None, choices=("paper", "cpu", "fast"),
                                    help="full scale only: the papers' network widths and data sizes (paper, "
-                                        "for a GPU) or the same protocol sized for a 2-core CPU (cpu); "
+                                        "for a GPU) or the same protocol sized for a 2-core CPU (cpu; fast: "
+                                        "3 residual blocks, not 7, and Table I in 2 epochs); "
                                         "default: $ADVLAB_BUDGET, else paper with a GPU, cpu without")),
     "out": (("--out",), dict(type=Path, default=None, help="output folder")),
     "seed": (("--seed",), dict(type=int, default=None,
