@@ -178,13 +178,22 @@ class CGANConfig(Frozen):
 class Protocol(Frozen):
     """Sizes of a Table I run: clean training images per attack (``n_train``; ``None`` = all),
     smaller subsets for some attacks (``train_subset``) and the C&W test images (``cw_test``);
-    the attacks it trains and evaluates on, at ``eps`` (``None``: each attack preset's)."""
+    the attacks it trains and evaluates on, at ``eps`` (``None``: each attack preset's); and
+    ``clean_pairs`` clean -> clean training pairs beside the attacked ones."""
 
     n_train: int | None = None
     train_subset: dict = field(default_factory=dict)
     cw_test: int = 1000       # the paper's: C&W on the first 1,000 test images
     attacks: tuple = ("fgsm", "pgd", "cw")
     eps: float | None = None
+    # the first N clean training images also as clean -> clean pairs, so the purifier learns to
+    # leave a clean image alone (trained on attacked inputs only, it over-corrects them)
+    clean_pairs: int = 0
+
+    def __post_init__(self):
+        n = self.clean_pairs
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"Protocol.clean_pairs must be an integer >= 0, got {n!r}.")
 
     def train_images(self, attack: str) -> int | None:
         """How many of the clean training images ``attack`` is crafted on (``None`` = all)."""

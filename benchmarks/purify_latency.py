@@ -3,21 +3,32 @@ measured matmul FLOP rate (all in one run, so the numbers can be compared).
 
     python benchmarks/purify_latency.py                      # 28x28x1, 7 residual blocks, 64 filters
     python benchmarks/purify_latency.py --side 32 --channels 3 --blocks 0
+    python benchmarks/purify_latency.py --presets            # every Table I preset, + the Pareto figure
 
 Latency is the median of ``--repeats`` timed passes after one warm-up pass, through
 ``KerasPurifier`` (a compiled ``tf.function``), at batch 1 and batch 256. FLOPs count
 multiply-adds x 2 of the convolutions and transposed convolutions (batch norm, activations and
 additions are ignored; they are < 1% here). The generator weights are random: latency does
 not depend on them.
+
+``--presets`` times the generator of every Table I preset (``PRESETS``: a budget and a width,
+as ``advlab train --budget B [--size S]`` builds it) as trained and with batch norm folded into
+its convolutions (:func:`advlab.purifiers.export.fold_batchnorm`), beside the matmul rate
+measured before and after, and writes ``purify_latency_presets.json`` and a figure of each
+preset's gray-box defended accuracy (its committed ``figures/full/table1_mnist_<preset>.json``
+record) against ms/image: the Pareto front of the presets.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
@@ -61,6 +72,126 @@ def time_purifier(purifier, x, batch_size: int, repeats: int) -> float:
     return ms_per_image(purifier, x, batch_size=batch_size, warmup=1, repeats=repeats)
 
 
+# preset -> (budget, --size): what `advlab train --dataset mnist --scale full --budget B [--size S]` trains
+PRESETS = {"paper": ("paper", None), "cpu": ("cpu", None), "fast": ("fast", None), "fast_narrow": ("fast", "narrow")}
+RECORD = "table1_mnist_{}.json"        # a preset's committed Table I run in figures/full/
+
+
+def preset_generator(preset: str, input_shape=(28, 28, 1)):
+    """The (untrained) generator ``preset`` trains, and its resolved run config."""
+    from advlab.cli.common import purifier_widths
+    from advlab.config import resolve
+    from advlab.purifiers.residual_cgan import build_generator
+
+    budget, size = PRESETS[preset]
+    run = resolve("full", budget, job="table1", dataset="mnist", **(purifier_widths(size) if size else {}))
+    c = run.purifier
+    return build_generator(input_shape, residual_blocks=c.residual_blocks, base_filters=c.base_filters,
+                           max_filters=c.max_filters, name=f"G_{preset}"), run
+
+
+def time_one(gen, x, batches, repeats: int, n_single: int) -> dict:
+    """ms/image and achieved GFLOP/s of ``gen`` at each batch size (batch 1: ``n_single`` calls)."""
+    from advlab.purifiers.residual_cgan import as_purifier
+
+    purifier, flops, out = as_purifier(gen), generator_flops(gen), {}
+    for bs in batches:
+        ms = time_purifier(purifier, x[:bs if bs > 1 else n_single], batch_size=bs, repeats=repeats)
+        out[f"ms_per_image_batch{bs}"] = ms
+        out[f"gflop_per_s_batch{bs}"] = flops / (ms / 1000) / 1e9
+    return out
+
+
+def defended(preset: str) -> dict | None:
+    """Gray-box accuracies (%) of ``preset``'s committed Table I record, or None."""
+    from advlab.io.paths import figures_dir
+
+    path = figures_dir() / "full" / RECORD.format(preset)
+    if not path.is_file():
+        return None
+    ev = json.loads(path.read_text())["evaluation"]
+    acc = {a: 100 * r["purified_accuracy"] for a, r in ev["attacks"].items()}
+    return {"record": path.name, "clean_through_purifier": 100 * ev["clean_through_purifier"], **acc,
+            "mean_attacked": float(np.mean(list(acc.values()))),
+            "psnr": {a: r["psnr_purified"] for a, r in ev["attacks"].items()}}
+
+
+def pareto_figure(rows: dict, folder):
+    """Mean gray-box defended accuracy against ms/image (batch 256, folded) per preset."""
+    import matplotlib.pyplot as plt
+
+    from advlab import viz
+
+    pts = sorted((r["folded"]["ms_per_image_batch256"], r["defended"]["mean_attacked"], name)
+                 for name, r in rows.items() if r.get("defended") and "ms_per_image_batch256" in r["folded"])
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    front, best = [], -1.0
+    for ms, acc, name in pts:
+        ax.plot(ms, acc, "o", color="C0")
+        ax.annotate(name, (ms, acc), textcoords="offset points", xytext=(5, 4), fontsize=8)
+        if acc > best:
+            front.append((ms, acc))
+            best = acc
+    if front:
+        ax.step(*zip(*front), where="post", color="C1", alpha=0.6, label="Pareto front")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("ms per image (batch 256, BN folded, this CPU)")
+    ax.set_ylabel("mean defended accuracy, FGSM/PGD/C&W (%)")
+    ax.set_title("Table I presets, MNIST, gray-box", fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return viz.savefig(fig, "purify_latency_presets", folder=folder)
+
+
+def main_presets(args) -> dict:
+    """Every preset, trained and folded, in one run (see the module docstring)."""
+    from advlab.io.paths import figures_dir
+    from advlab.io.results import save_json
+    from advlab.purifiers.export import fold_batchnorm
+
+    started = time.time()
+    names = [n.strip() for n in args.presets.split(",") if n.strip()] if args.presets != "all" else list(PRESETS)
+    unknown = sorted(set(names) - set(PRESETS))
+    if unknown or not names:
+        raise SystemExit(f"error: unknown preset(s) {unknown}; choose from {list(PRESETS)}")
+    batches = [int(b) for b in args.batches.split(",")]
+    x = np.random.default_rng(0).random((max(batches), 28, 28, 1), dtype=np.float32)
+    rate_before = matmul_flops_per_s() / 1e9
+    print(f"matmul 2048x2048 float32: {rate_before:.1f} GFLOP/s on this machine now")
+    rows = {}
+    for name in names:
+        gen, run = preset_generator(name)
+        flops = generator_flops(gen)
+        folded = fold_batchnorm(gen)
+        xb = x[:8]
+        gap = float(np.max(np.abs(np.asarray(gen(xb, training=False)) - np.asarray(folded(xb, training=False)))))
+        row = {"budget": PRESETS[name][0], "size": PRESETS[name][1], "residual_blocks": run.purifier.residual_blocks,
+               "base_filters": run.purifier.base_filters, "max_filters": run.purifier.max_filters,
+               "params": int(gen.count_params()), "gflop_per_image": flops / 1e9, "fold_max_abs_diff": gap,
+               "trained": time_one(gen, x, batches, args.repeats, args.single),
+               "folded": time_one(folded, x, batches, args.repeats, args.single), "defended": defended(name)}
+        rows[name] = row
+        print(f"{name:>12}: {flops / 1e9:.3f} GFLOP/image, {row['params'] / 1e6:.2f} M parameters; "
+              + "; ".join(f"batch {bs}: {row['trained'][f'ms_per_image_batch{bs}']:.3f} ms/image, folded "
+                          f"{row['folded'][f'ms_per_image_batch{bs}']:.3f}" for bs in batches)
+              + (f"; gray-box mean {row['defended']['mean_attacked']:.2f} %" if row["defended"] else
+                 "; no committed Table I record"))
+    rate_after = matmul_flops_per_s() / 1e9
+    for row in rows.values():
+        for kind in ("trained", "folded"):
+            for bs in batches:
+                row[kind][f"of_matmul_rate_batch{bs}"] = row[kind][f"gflop_per_s_batch{bs}"] / rate_before
+    result = {"matmul_gflop_per_s": {"before": rate_before, "after": rate_after}, "batches": batches,
+              "repeats": args.repeats, "batch1_calls": args.single, "cpus": os.cpu_count(),
+              "presets": rows}
+    folder = Path(args.out) if args.out else figures_dir() / "full"
+    path = save_json(result, "purify_latency_presets", folder, started=started)
+    print(f"matmul after: {rate_after:.1f} GFLOP/s; wrote {path}")
+    if 256 in batches and any(r["defended"] for r in rows.values()):
+        print(f"figure: {pareto_figure(rows, folder)}")
+    return result
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--side", type=int, default=28)
@@ -71,7 +202,13 @@ def main(argv=None) -> dict:
     p.add_argument("--filters", type=int, default=None, help="base filters (default: the size's)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batches", default="1,256")
+    p.add_argument("--presets", nargs="?", const="all", default=None, metavar="NAMES",
+                   help=f"time the Table I presets instead (comma-separated, of {list(PRESETS)}; default all)")
+    p.add_argument("--single", type=int, default=64, help="--presets: batch-1 calls timed per pass")
+    p.add_argument("--out", default=None, help="--presets: output folder (default: <figures>/full)")
     args = p.parse_args(argv)
+    if args.presets is not None:
+        return main_presets(args)
 
     import tensorflow as tf
 

@@ -371,3 +371,54 @@ def test_tiny_train_resume_evaluate(tmp_path, capsys):
     capsys.readouterr()
     cli.main(["train", "--config", str(out / "run_config.json"), "--out", str(out), "--no-eval", "--quiet"])
     assert "already trained for 2 epochs" in capsys.readouterr().out     # the same run: nothing left to do
+
+
+def test_fast_budget_is_the_cpu_budget_with_fewer_blocks_and_epochs():
+    from advlab.config import resolve
+
+    cpu, fast = (resolve("full", b, job="table1", dataset="mnist") for b in ("cpu", "fast"))
+    changed = {k: v for k, v in fast.purifier.to_dict().items() if cpu.purifier.to_dict()[k] != v}
+    assert changed == {"residual_blocks": 3, "epochs": 2}
+    assert fast.protocol == cpu.protocol and fast.cfg.replace(residual_blocks=7) == cpu.cfg
+    for job in ("experiments", "comparison"):       # the labs train the same 3-block purifiers
+        run = resolve("full", "fast", job=job, dataset="mnist")
+        assert run.cfg.residual_blocks == run.purifier.residual_blocks == 3
+        assert run.plan == resolve("full", "cpu", job=job, dataset="mnist").plan
+    run = train.train_run(parse("train", "--out", "x", "--scale", "full", "--budget", "fast", "--size", "narrow"))
+    assert (run.budget, run.purifier.residual_blocks, run.purifier.base_filters) == ("fast", 3, 16)
+
+
+def test_clean_pairs_join_the_attacked_pairs(monkeypatch, tmp_path):
+    import numpy as np
+
+    from advlab import training
+    from advlab.config import Protocol
+
+    with pytest.raises(ValueError, match="clean_pairs"):
+        Protocol(clean_pairs=-1)
+    with pytest.raises(SystemExit, match="--clean-pairs"):
+        train.train_run(parse("train", "--out", "x", "--scale", "smoke", "--clean-pairs", "-3"))
+    assert train.train_run(parse("train", "--out", "x", "--scale", "smoke")).protocol.clean_pairs == 0
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(x_adv, x_clean, *args, **kwargs):
+        seen.update(x_adv=x_adv, x_clean=x_clean)
+        raise Stop
+
+    monkeypatch.setattr(train, "_classifier", lambda run: None)
+    monkeypatch.setattr(train, "adversarial", lambda out, split, name, model, x, y, run, progress: 1.0 - x)
+    monkeypatch.setattr(training, "train_purifier", fake_train)
+    args = parse("train", "--out", str(tmp_path), "--scale", "smoke", "--attacks", "fgsm,pgd", "--n-train", "40",
+                 "--clean-pairs", "10", "--quiet")
+    with pytest.raises(Stop):
+        train.cmd_train(args)
+    x_adv, x_clean = seen["x_adv"], seen["x_clean"]
+    assert len(x_adv) == len(x_clean) == 40 + 40 + 10
+    np.testing.assert_array_equal(x_adv[80:], x_clean[80:])           # clean -> clean
+    np.testing.assert_array_equal(x_clean[80:], x_clean[:10])         # the first 10 training images
+    np.testing.assert_allclose(x_adv[:80], 1.0 - x_clean[:80])        # the attacked pairs, unchanged
+    assert json.loads((tmp_path / "run_config.json").read_text())["protocol"]["clean_pairs"] == 10

@@ -197,7 +197,9 @@ def _purifier_overrides(args, job: str) -> dict:
 def _table1(args) -> dict:
     from advlab.config import Protocol
 
-    found = given(args, {"cw_subset": "cw_test", "eps": "eps"})
+    found = given(args, {"cw_subset": "cw_test", "eps": "eps", "clean_pairs": "clean_pairs"})
+    if found.get("clean_pairs", 0) < 0:
+        raise SystemExit(f"error: --clean-pairs must be >= 0, got {found['clean_pairs']}")
     if getattr(args, "attacks", None):
         found["attacks"] = tuple(attack_names(args.attacks))
     if getattr(args, "train_subset", None) is not None:

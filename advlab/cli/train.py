@@ -25,7 +25,7 @@ SHARED = ("dataset", "scale", "budget", "out", "data_dir", "quiet", "attacks", "
 SIZING = ("dataset", "scale", "budget", "seed", "attacks", "eps", "n_train", "n_test", "cw_subset", "batch_size",
           "size", "epochs", "perceptual", "residual_blocks", "base_filters", "max_filters", "disc_blocks",
           "learning_rate", "lr_decay_start", "train_subset", "lambda_l1", "lambda_perc", "schedule",
-          "mixed_precision")
+          "mixed_precision", "clean_pairs")
 DEFAULT_DATASET = "mnist"
 
 
@@ -49,6 +49,9 @@ def register(sub) -> None:
     train.add_argument("--train-subset", default=None, metavar="ATTACK=N[,ATTACK=N]",
                        help="train on the first N clean images only for these attacks, e.g. cw=1000 "
                             "(C&W costs ~0.13 s per MNIST image on 2 CPU cores)")
+    train.add_argument("--clean-pairs", type=int, default=None, metavar="N",
+                       help="also train on the first N clean training images as clean -> clean pairs, so "
+                            "the purifier leaves clean images alone (default: 0, the papers')")
     train.add_argument("--lambda-l1", type=float, default=None, help="L1 weight (paper: 100)")
     train.add_argument("--lambda-perc", type=float, default=None,
                        help="perceptual weight (paper: 1 with VGG19; the cpu budget: 100 with the classifier)")
@@ -199,6 +202,8 @@ def cmd_train(args) -> dict | None:
     for a in protocol.attacks:
         k = protocol.train_subset.get(a)
         pairs[a] = (adversarial(args.out, "train", a, model, x[:k], y[:k], run, not args.quiet), x[:k])
+    if protocol.clean_pairs:
+        pairs["clean"] = (x[:protocol.clean_pairs], x[:protocol.clean_pairs])
     x_adv = np.concatenate([p[0] for p in pairs.values()])
     x_clean = np.concatenate([p[1] for p in pairs.values()])
     print(f"[advlab] training pairs per attack: { {a: len(c) for a, (_, c) in pairs.items()} }")

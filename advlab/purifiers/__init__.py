@@ -80,11 +80,18 @@ class KerasPurifier(Purifier):
         import tensorflow as tf
 
         if self._fn is None:
-            self._fn = tf.function(lambda t: self.model(t, training=False), reduce_retracing=True)
+            model = self.model
+            # one graph for every batch size (a fixed signature, the clip inside): a call costs
+            # one dispatch, which is what batch-1 latency (the widgets) is made of
+            spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+            self._fn = tf.function(lambda t: tf.clip_by_value(model(t, training=False), 0.0, 1.0),
+                                   input_signature=[spec])
             # one trace per purifier is the design; TF counts the traces of every purifier's
             # function together (same code) and would warn of retracing after five purifiers
             self._fn._omit_frequent_tracing_warning = True
-        return tf.clip_by_value(self._fn(x), 0.0, 1.0)
+        if x.dtype != tf.float32:
+            x = tf.cast(x, tf.float32)
+        return self._fn(x)
 
     def differentiable_call(self, x):
         """The purifier as a differentiable TF op (for end-to-end attacks)."""
