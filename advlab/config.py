@@ -228,6 +228,7 @@ class Plan(Frozen):
     ablation_blocks: tuple = (0, 1, 3, 5, 7, 9, 11, 13, 15)
     ablation_attacks: tuple = ("fgsm", "pgd", "cw")
     ablation_epochs: int | None = None    # None: cfg.purifier_epochs
+    ablation_seeds: tuple | None = None   # purifier seeds per block count (None: one, the config's)
     grid_n: int = 6
     purifier_epochs: int | None = None    # None: cfg.purifier_epochs
     purifier_kwargs: dict = field(default_factory=dict)   # CGANConfig fields over the scale's purifier

@@ -4,6 +4,7 @@ bfloat16 matmul rates measured in the same run.
 
     python benchmarks/train_levers.py                    # every lever, ~6 min on 2 cores
     python benchmarks/train_levers.py --steps 3 --levers baseline,blocks1 --out /tmp/levers.json
+    python benchmarks/train_levers.py --quick --steps 1 --out /tmp/levers.json    # a dry run, ~1 min
 
 A lever is one change of the budget's ``CGANConfig`` (fewer residual blocks, a narrower
 network, no residual blocks in the discriminator, bf16 mixed precision) or of how it is compiled
@@ -35,6 +36,8 @@ LEVERS = {
     "blocks1": ({"residual_blocks": 1}, False),
     "disc_blocks0": ({"disc_residual_blocks": 0}, False),
     "narrow": ({"base_filters": 16, "max_filters": 64, "disc_filters": 16}, False),
+    # the two presets: --budget fast (3 blocks) and --budget fast --size narrow
+    "blocks3_narrow": ({"residual_blocks": 3, "base_filters": 16, "max_filters": 64, "disc_filters": 16}, False),
     "bf16": ({"mixed_precision": "mixed_bfloat16"}, False),
     "xla": ({}, True),
 }
@@ -59,6 +62,7 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=15, help="timed steps per lever (after the first)")
     p.add_argument("--pairs", type=int, default=81000, help="training pairs of the recipe (Table I cpu: 81k)")
     p.add_argument("--perceptual", default="classifier")
+    p.add_argument("--quick", action="store_true", help="the smoke budget's small networks, batch 4: a dry run")
     p.add_argument("--out", default=None, help="JSON file (default: <figures>/full/train_levers_cpu.json)")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.levers.split(",") if n.strip()]
@@ -76,10 +80,11 @@ def main(argv=None) -> dict:
     from advlab.io.paths import figures_dir
     from advlab.io.results import save_json
 
-    run = resolve(scale="full", budget="cpu", job="table1", dataset="mnist")
-    base = run.purifier
+    run = (resolve(scale="smoke", job="table1", dataset="mnist") if args.quick
+           else resolve(scale="full", budget="cpu", job="table1", dataset="mnist"))
+    base = run.purifier.replace(batch_size=4) if args.quick else run.purifier
     classifier = classifiers.build_classifier("mnist_cnn")   # untrained: the cost does not depend on weights
-    rates = {dtype: matmul_rate(dtype) / 1e9 for dtype in ("float32", "bfloat16")}
+    rates = {dtype: matmul_rate(dtype, 256 if args.quick else 2048) / 1e9 for dtype in ("float32", "bfloat16")}
     print(f"matmul 2048x2048: float32 {rates['float32']:.0f} GFLOP/s, bfloat16 {rates['bfloat16']:.0f} GFLOP/s "
           f"on this machine now")
     steps_total = -(-args.pairs // base.batch_size) * base.epochs
@@ -103,7 +108,7 @@ def main(argv=None) -> dict:
         for r in rows.values():
             r["speedup"] = rows["baseline"]["ms_per_step"] / r["ms_per_step"]
         print("speed-up over the baseline: " + ", ".join(f"{k} {r['speedup']:.2f}x" for k, r in rows.items()))
-    result = {"matmul_gflop_per_s": rates, "bf16_matmul_speedup": rates["bfloat16"] / rates["float32"],
+    result = {"quick": args.quick, "matmul_gflop_per_s": rates, "bf16_matmul_speedup": rates["bfloat16"] / rates["float32"],
               "batch": base.batch_size, "steps": args.steps, "recipe_steps": steps_total,
               "perceptual": args.perceptual, "cpus": os.cpu_count(), "levers": rows}
     out = Path(args.out) if args.out else figures_dir() / "full" / "train_levers_cpu.json"

@@ -422,3 +422,13 @@ def test_clean_pairs_join_the_attacked_pairs(monkeypatch, tmp_path):
     np.testing.assert_array_equal(x_clean[80:], x_clean[:10])         # the first 10 training images
     np.testing.assert_allclose(x_adv[:80], 1.0 - x_clean[:80])        # the attacked pairs, unchanged
     assert json.loads((tmp_path / "run_config.json").read_text())["protocol"]["clean_pairs"] == 10
+
+
+def test_ablation_blocks_and_seeds_flags():
+    run = common.resolve_run(parse("experiment", "ablation", "--scale", "smoke", "--blocks", "0, 3",
+                                   "--seeds", "0,1,2"), "experiments")
+    assert (run.plan.ablation_blocks, run.plan.ablation_seeds) == ((0, 3), (0, 1, 2))
+    assert common.resolve_run(parse("experiment", "ablation", "--scale", "smoke"), "experiments").plan.ablation_seeds is None
+    for flag, bad in (("--seeds", "1,1"), ("--blocks", "-1,2"), ("--blocks", "a")):
+        with pytest.raises(SystemExit, match=flag):
+            common.resolve_run(parse("experiment", "ablation", "--scale", "smoke", f"{flag}={bad}"), "experiments")

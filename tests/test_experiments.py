@@ -206,6 +206,44 @@ def test_ablation_rows_and_figure(world, tmp_path):
                                                 "08_ablation_mnist.png"}
 
 
+def test_ablation_with_seeds_reports_mean_and_spread(tmp_path):
+    x = np.linspace(0, 1, 40, dtype=np.float32).reshape(40, 1, 1, 1)
+    y = np.zeros(40, np.int64)
+    x_adv = {"fgsm": x}
+    trained = []
+
+    def train_fn(blocks, seed):
+        trained.append((blocks, seed))
+        stats = {"l1": 0.1, "perceptual": 1.0, "gen_loss": 0.7, "seconds_per_epoch": 1.0 + blocks + seed}
+        return (lambda x_in: x_in), stats
+
+    # accuracy = the share of images >= a threshold that moves with the seed: known mean and spread
+    def accuracy_fn(model, x_in, y_in):
+        return float(np.mean(np.asarray(x_in).ravel() >= 0.1 * len(trained) % 1))
+
+    ckpt = tmp_path / "ablation_seeds.json"
+    with pytest.raises(ValueError, match="seeds"):
+        ex.residual_block_ablation(train_fn, None, x, y, x_adv, blocks=(0,), seeds=(1, 1), progress=False)
+    rows = ex.residual_block_ablation(train_fn, None, x, y, x_adv, blocks=(0, 3), seeds=(0, 1, 2),
+                                      accuracy_fn=accuracy_fn, checkpoint=ckpt, progress=False)
+    assert trained == [(0, 0), (0, 1), (0, 2), (3, 0), (3, 1), (3, 2)]
+    assert [(r["blocks"], r["seed"]) for r in rows] == trained
+    again = ex.residual_block_ablation(train_fn, None, x, y, x_adv, blocks=(0, 3), seeds=(0, 1, 2),
+                                       accuracy_fn=accuracy_fn, checkpoint=ckpt, progress=False)
+    assert again == rows and len(trained) == 6                        # resumed per (blocks, seed)
+    summary = ex.seed_summary(rows)
+    assert [s["blocks"] for s in summary] == [0, 3] and summary[0]["n_seeds"] == 3
+    for s, runs in zip(summary, (rows[:3], rows[3:])):
+        vals = [r["fgsm"] for r in runs]
+        assert s["fgsm"] == pytest.approx(np.mean(vals)) and s["fgsm_std"] == pytest.approx(np.std(vals, ddof=1))
+        assert (s["fgsm_min"], s["fgsm_max"]) == (min(vals), max(vals)) and s["seeds"] == [0, 1, 2]
+        assert s["seconds_per_epoch"] == pytest.approx(np.mean([r["seconds_per_epoch"] for r in runs]))
+    assert summary[0]["fgsm_std"] > 0                                   # the seeds did differ
+    assert ex.seed_summary(rows[:1])[0]["fgsm_std"] == 0.0              # one seed: no spread
+    fig = ex.plot_ablation(summary)
+    assert "3 seeds" in fig.axes[2].get_title()
+
+
 def test_checkpoint_from_other_run_is_ignored(tmp_path, capsys):
     path = tmp_path / "c.json"
     ex.Checkpoint(path, {"n": 1}).put("a", "b", 0.5)

@@ -154,7 +154,8 @@ def resolve_run(args, job: str):
     scale = get_config(getattr(args, "scale", None)).scale
     budget = resolve_budget(getattr(args, "budget", None)) if scale == "full" else None
     overrides = {**_lab_overrides(args, job), **_purifier_overrides(args, job),
-                 **(_table1(args) if job == "table1" else _comparison(args) if job == "comparison" else {})}
+                 **(_table1(args) if job == "table1" else _comparison(args) if job == "comparison" else
+                    _ablation(args) if job == "experiments" else {})}
     run = resolve(scale, budget, job=job, dataset=getattr(args, "dataset", None), **overrides)
     if job == "table1" and "train_subset" not in overrides:
         # the budget's subsets of the attacks this run has (a subset of an attack left out is noise)
@@ -204,6 +205,27 @@ def _table1(args) -> dict:
         found["attacks"] = tuple(attack_names(args.attacks))
     if getattr(args, "train_subset", None) is not None:
         found["train_subset"] = subsets(args.train_subset, list(found.get("attacks", Protocol().attacks)))
+    return found
+
+
+def integers(spec: str, flag: str, low: int | None = None) -> tuple[int, ...]:
+    """``"0, 1,3"`` -> ``(0, 1, 3)``: distinct integers (each >= ``low``), else a clear error."""
+    try:
+        found = tuple(int(s) for s in spec.split(",") if s.strip())
+    except ValueError:
+        found = ()
+    if not found or len(set(found)) != len(found) or (low is not None and min(found) < low):
+        raise SystemExit(f"error: {flag} must be distinct comma-separated integers"
+                         f"{f' >= {low}' if low is not None else ''}, got {spec!r}")
+    return found
+
+
+def _ablation(args) -> dict:
+    found = {}
+    if getattr(args, "blocks", None):
+        found["ablation_blocks"] = integers(args.blocks, "--blocks", low=0)
+    if getattr(args, "seeds", None):
+        found["ablation_seeds"] = integers(args.seeds, "--seeds")
     return found
 
 

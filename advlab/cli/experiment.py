@@ -38,6 +38,11 @@ def register(sub) -> None:
                       purifier_run={"help": "sweeps / grids: defend with the generator of `advlab train --out DIR` "
                                             "instead of training the plan's versatile purifier"})
     p.add_argument("--test-attacks", default=None, help="grids: comma-separated attacks (default: the plan's seven)")
+    p.add_argument("--blocks", default=None, metavar="B,B,...",
+                   help="ablation: the residual-block counts (default: the plan's, 0-15)")
+    p.add_argument("--seeds", default=None, metavar="S,S,...",
+                   help="ablation: train each block count once per purifier seed and report mean and spread "
+                        "(default: one run, the config's seed)")
     p.set_defaults(run=cmd_experiment)
 
 

@@ -106,10 +106,11 @@ def estimate(what: str, lab: Lab, plan: Plan, n_train: int, n_test: int, epochs:
         lo, hi = min(plan.ablation_blocks), max(plan.ablation_blocks)
         c_lo = purifier_costs(lab, plan, lo)["train_s_per_pair_epoch"]
         c_hi = purifier_costs(lab, plan, hi)["train_s_per_pair_epoch"]
+        seeds = len(plan.ablation_seeds or (None,))
         for b in plan.ablation_blocks:
             c = c_lo + (c_hi - c_lo) * (b - lo) / max(hi - lo, 1)
-            rows.append({"part": f"train {b}-block purifier, {epochs} epochs x {n_train} pairs",
-                         "seconds": c * epochs * n_train})
+            rows.append({"part": f"train {b}-block purifier{f' x {seeds} seeds' if seeds > 1 else ''}, "
+                                 f"{epochs} epochs x {n_train} pairs", "seconds": c * epochs * n_train * seeds})
         for a in plan.ablation_attacks:
             rows.append({"part": f"attack {a} on {n_train} train + {n_test} test images",
                          "seconds": cost(a) * (n_train + n_test)})

@@ -137,24 +137,31 @@ def run_ablation(lab: Lab, plan: Plan | None = None, progress: bool = True):
     plan = plan or plan_for(lab.cfg)
     epochs = plan.ablation_epochs or lab.cfg.purifier_epochs
     x_adv = {a: lab.adversarial(a) for a in plan.ablation_attacks}
-    name = _name("08_ablation", lab)
+    seeds = plan.ablation_seeds
+    name = _name("08_ablation", lab) + (f"_{len(seeds)}seeds" if seeds else "")
 
-    def train_fn(blocks):
+    def train_fn(blocks, seed=None):
         kw = {k: v for k, v in _pkw(plan).items() if k != "epochs"}
+        if seed is not None:
+            kw["seed"] = seed                  # the purifier's initial weights, batch order, dropout
         return lab.purifier(plan.ablation_attacks, residual_blocks=blocks, epochs=epochs, return_stats=True, **kw)
 
     rows = ablation.residual_block_ablation(train_fn, lab.classifier, lab.x_test, lab.y_test, x_adv,
-                                            blocks=plan.ablation_blocks,
+                                            blocks=plan.ablation_blocks, seeds=seeds,
                                             checkpoint=_state(name, lab, plan),
                                             progress=progress)
     from advlab import classifiers
 
     none = {a: classifiers.accuracy(lab.classifier, x_adv[a], lab.y_test) for a in x_adv}
+    if seeds:          # every run beside the table of means and spreads
+        sweeps.save_sweep(rows, f"{name}_runs", config=_config(lab, plan))
+        rows = ablation.seed_summary(rows)
     for r in rows:
         r.update({f"no_defence_{a}": v for a, v in none.items()})
+    title = f"{lab.dataset}: residual blocks ({epochs} epochs{f', {len(seeds)} seeds' if seeds else ''})"
     sweeps.save_sweep(rows, name, ablation.plot_ablation(
-        [{k: v for k, v in r.items() if not k.startswith("no_defence")} for r in rows],
-        f"{lab.dataset}: residual blocks ({epochs} epochs)"), config=_config(lab, plan))
+        [{k: v for k, v in r.items() if not k.startswith("no_defence")} for r in rows], title),
+        config=_config(lab, plan))
     return rows
 
 

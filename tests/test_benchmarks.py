@@ -1,0 +1,82 @@
+"""The benchmarks' output formats: train_levers.py and purify_latency.py --presets, as dry runs."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def _run(script: str, *argv: str) -> subprocess.CompletedProcess:
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *argv], env=ENV,
+                          capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done
+
+
+def _module(name: str):
+    path = ROOT / "benchmarks" / f"{name}.py"
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(path.parent))
+    return module
+
+
+def test_train_levers_reports_each_lever_beside_the_matmul_rates(tmp_path):
+    out = tmp_path / "levers.json"
+    done = _run("train_levers.py", "--quick", "--steps", "1", "--levers", "baseline,blocks3,bf16", "--out", str(out))
+    data = json.loads(out.read_text())
+    assert data["quick"] is True and set(data["matmul_gflop_per_s"]) == {"float32", "bfloat16"}
+    assert all(v > 0 for v in data["matmul_gflop_per_s"].values()) and "provenance" in data
+    levers = data["levers"]
+    assert list(levers) == ["baseline", "blocks3", "bf16"]
+    for name, r in levers.items():
+        assert r["ms_per_step"] > 0 and r["first_step_s"] > 0 and r["losses_finite"] is True
+        assert r["speedup"] == pytest.approx(levers["baseline"]["ms_per_step"] / r["ms_per_step"])
+        assert r["est_train_min"] == pytest.approx(data["recipe_steps"] * r["ms_per_step"] / 60000)
+    assert levers["blocks3"]["changes"] == {"residual_blocks": 3}
+    # the smoke budget's generator has 1 residual block per level: 3 cost more
+    assert levers["blocks3"]["generator_gflop_per_image"] > levers["baseline"]["generator_gflop_per_image"]
+    assert "bfloat16" in levers["bf16"]["dtypes"]["compute"]
+    assert levers["bf16"]["not_float32"] == []                  # outputs and losses stay float32
+    assert "speed-up over the baseline" in done.stdout
+    bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_levers.py"), "--levers", "warp"],
+                         env=ENV, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown lever" in bad.stderr
+
+
+def test_purify_latency_presets_writes_trained_and_folded_timings(tmp_path):
+    done = _run("purify_latency.py", "--presets", "fast_narrow", "--batches", "1,16", "--repeats", "1",
+                "--single", "2", "--out", str(tmp_path))
+    data = json.loads((tmp_path / "purify_latency_presets.json").read_text())
+    assert set(data["matmul_gflop_per_s"]) == {"before", "after"} and data["batches"] == [1, 16]
+    row = data["presets"]["fast_narrow"]
+    assert (row["budget"], row["size"], row["residual_blocks"], row["base_filters"]) == ("fast", "narrow", 3, 16)
+    assert row["fold_max_abs_diff"] < 1e-4 and row["gflop_per_image"] > 0
+    for kind in ("trained", "folded"):
+        for bs in (1, 16):
+            assert row[kind][f"ms_per_image_batch{bs}"] > 0
+            assert row[kind][f"of_matmul_rate_batch{bs}"] == pytest.approx(
+                row[kind][f"gflop_per_s_batch{bs}"] / data["matmul_gflop_per_s"]["before"])
+    assert "fast_narrow" in done.stdout and not (tmp_path / "purify_latency_presets.png").exists()   # no batch 256
+
+
+def test_pareto_figure_marks_the_front(tmp_path):
+    latency = _module("purify_latency")
+    rows = {name: {"folded": {"ms_per_image_batch256": ms}, "defended": {"mean_attacked": acc}}
+            for name, ms, acc in (("a", 0.1, 97.0), ("b", 0.3, 98.5), ("c", 0.5, 98.0), ("d", 0.2, None))}
+    rows["d"]["defended"] = None                                   # no record: not drawn
+    path = latency.pareto_figure(rows, tmp_path)
+    assert path.name == "purify_latency_presets.png" and path.stat().st_size > 1000
+    assert set(latency.PRESETS) >= {"cpu", "fast", "fast_narrow"}
