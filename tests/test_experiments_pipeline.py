@@ -115,6 +115,11 @@ def test_estimate_arithmetic_with_fixed_probe_costs(monkeypatch):
     assert len(abl) == len(plan.ablation_blocks) + len(plan.ablation_attacks) + 1
     assert abl[0]["seconds"] == pytest.approx(1000 * 0.001 * 1)          # 0 blocks
     assert abl[len(plan.ablation_blocks) - 1]["seconds"] == pytest.approx(1000 * 0.001 * 16)   # 15 blocks
+    # the ablation trains for its own epochs, once per seed
+    abl = estimate.estimate("ablation", lab, plan.replace(ablation_epochs=5, ablation_seeds=(0, 1, 2),
+                                                          ablation_blocks=(0, 3)), n_train=1000, n_test=100, epochs=1)
+    assert [r["seconds"] for r in abl[:2]] == pytest.approx([5 * 3 * 1000 * 0.001 * 1, 5 * 3 * 1000 * 0.001 * 4])
+    assert "x 3 seeds, 5 epochs" in abl[1]["part"]
     with pytest.raises(ValueError, match="unknown"):
         estimate.estimate("table9", lab, plan, 1, 1, 1)
 

@@ -103,6 +103,7 @@ def estimate(what: str, lab: Lab, plan: Plan, n_train: int, n_test: int, epochs:
             total_iters = len(plan.sweep_eps) * sum(plan.sweep_iterations) + len(plan.eps_grid) * lab.cfg.attack_iters
             rows.append({"part": f"{a}: {total_iters} image-iterations x {n} images", "seconds": per_iter * total_iters * n})
     elif what == "ablation":
+        epochs = plan.ablation_epochs or epochs       # the ablation trains for its own epochs
         lo, hi = min(plan.ablation_blocks), max(plan.ablation_blocks)
         c_lo = purifier_costs(lab, plan, lo)["train_s_per_pair_epoch"]
         c_hi = purifier_costs(lab, plan, hi)["train_s_per_pair_epoch"]
