@@ -12,8 +12,9 @@ additions are ignored; they are < 1% here). The generator weights are random: la
 not depend on them.
 
 ``--presets`` times the generator of every Table I preset (``PRESETS``: a budget and a width,
-as ``advlab train --budget B [--size S]`` builds it) as trained and with batch norm folded into
-its convolutions (:func:`advlab.purifiers.export.fold_batchnorm`), beside the matmul rate
+as ``advlab train --budget B [--size S]`` builds it) as trained, with batch norm folded into
+its convolutions (:func:`advlab.purifiers.export.fold_batchnorm`), and folded under XLA
+(``jit_compile``), beside the matmul rate
 measured before and after, and writes ``purify_latency_presets.json`` and a figure of each
 preset's gray-box defended accuracy (its committed ``figures/full/table1_mnist_<preset>.json``
 record) against ms/image: the Pareto front of the presets.
@@ -90,11 +91,11 @@ def preset_generator(preset: str, input_shape=(28, 28, 1)):
                            max_filters=c.max_filters, name=f"G_{preset}"), run
 
 
-def time_one(gen, x, batches, repeats: int, n_single: int) -> dict:
+def time_one(gen, x, batches, repeats: int, n_single: int, jit_compile: bool = False) -> dict:
     """ms/image and achieved GFLOP/s of ``gen`` at each batch size (batch 1: ``n_single`` calls)."""
     from advlab.purifiers.residual_cgan import as_purifier
 
-    purifier, flops, out = as_purifier(gen), generator_flops(gen), {}
+    purifier, flops, out = as_purifier(gen, jit_compile=jit_compile), generator_flops(gen), {}
     for bs in batches:
         ms = time_purifier(purifier, x[:bs if bs > 1 else n_single], batch_size=bs, repeats=repeats)
         out[f"ms_per_image_batch{bs}"] = ms
@@ -169,16 +170,19 @@ def main_presets(args) -> dict:
                "base_filters": run.purifier.base_filters, "max_filters": run.purifier.max_filters,
                "params": int(gen.count_params()), "gflop_per_image": flops / 1e9, "fold_max_abs_diff": gap,
                "trained": time_one(gen, x, batches, args.repeats, args.single),
-               "folded": time_one(folded, x, batches, args.repeats, args.single), "defended": defended(name)}
+               "folded": time_one(folded, x, batches, args.repeats, args.single),
+               "folded_xla": time_one(folded, x, batches, args.repeats, args.single, jit_compile=True),
+               "defended": defended(name)}
         rows[name] = row
         print(f"{name:>12}: {flops / 1e9:.3f} GFLOP/image, {row['params'] / 1e6:.2f} M parameters; "
               + "; ".join(f"batch {bs}: {row['trained'][f'ms_per_image_batch{bs}']:.3f} ms/image, folded "
-                          f"{row['folded'][f'ms_per_image_batch{bs}']:.3f}" for bs in batches)
+                          f"{row['folded'][f'ms_per_image_batch{bs}']:.3f}, folded + XLA "
+                          f"{row['folded_xla'][f'ms_per_image_batch{bs}']:.3f}" for bs in batches)
               + (f"; gray-box mean {row['defended']['mean_attacked']:.2f} %" if row["defended"] else
                  "; no committed Table I record"))
     rate_after = matmul_flops_per_s() / 1e9
     for row in rows.values():
-        for kind in ("trained", "folded"):
+        for kind in ("trained", "folded", "folded_xla"):
             for bs in batches:
                 row[kind][f"of_matmul_rate_batch{bs}"] = row[kind][f"gflop_per_s_batch{bs}"] / rate_before
     result = {"matmul_gflop_per_s": {"before": rate_before, "after": rate_after}, "batches": batches,

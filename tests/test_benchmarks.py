@@ -64,7 +64,7 @@ def test_purify_latency_presets_writes_trained_and_folded_timings(tmp_path):
     row = data["presets"]["fast_narrow"]
     assert (row["budget"], row["size"], row["residual_blocks"], row["base_filters"]) == ("fast", "narrow", 3, 16)
     assert row["fold_max_abs_diff"] < 1e-4 and row["gflop_per_image"] > 0
-    for kind in ("trained", "folded"):
+    for kind in ("trained", "folded", "folded_xla"):
         for bs in (1, 16):
             assert row[kind][f"ms_per_image_batch{bs}"] > 0
             assert row[kind][f"of_matmul_rate_batch{bs}"] == pytest.approx(

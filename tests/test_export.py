@@ -80,3 +80,16 @@ def test_fold_refuses_what_is_not_a_keras_model():
         fold_batchnorm(lambda x: x)
     with pytest.raises(TypeError, match="functional Keras model"):
         fold_batchnorm(keras.Sequential([keras.Input((4, 4, 1)), layers.Conv2D(2, 3), layers.BatchNormalization()]))
+
+
+def test_as_purifier_folds_and_compiles_to_the_same_images(generator):
+    x = np.random.default_rng(4).random((5, 28, 28, 1), dtype=np.float32)
+    plain = as_purifier(generator)(x)
+    for kwargs in ({"fold": True}, {"jit_compile": True}, {"fold": True, "jit_compile": True}):
+        purifier = as_purifier(generator, **kwargs)
+        np.testing.assert_allclose(purifier(x), plain, atol=5e-5, err_msg=str(kwargs))
+        assert purifier.jit_compile is kwargs.get("jit_compile", False)
+        assert (count_layers(purifier.model) == 0) is kwargs.get("fold", False)
+    batch1 = as_purifier(generator, fold=True)
+    np.testing.assert_allclose(batch1(x, batch_size=1), plain, atol=5e-5)      # one graph, every batch size
+    np.testing.assert_allclose(batch1(x.astype(np.float64)), plain, atol=5e-5)  # cast, not retraced or refused

@@ -70,10 +70,11 @@ class Identity(Purifier):
 class KerasPurifier(Purifier):
     """Wraps a Keras image-to-image model whose input and output are images in [0, 1]."""
 
-    def __init__(self, model, name: str | None = None, stochastic: bool = False):
+    def __init__(self, model, name: str | None = None, stochastic: bool = False, jit_compile: bool = False):
         self.model = model
         self.name = name or model.name
         self.stochastic = stochastic
+        self.jit_compile = bool(jit_compile)     # XLA for inference (benchmarks/purify_latency.py measures it)
         self._fn = None
 
     def purify_tensor(self, x):
@@ -85,7 +86,7 @@ class KerasPurifier(Purifier):
             # one dispatch, which is what batch-1 latency (the widgets) is made of
             spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
             self._fn = tf.function(lambda t: tf.clip_by_value(model(t, training=False), 0.0, 1.0),
-                                   input_signature=[spec])
+                                   input_signature=[spec], jit_compile=self.jit_compile)
             # one trace per purifier is the design; TF counts the traces of every purifier's
             # function together (same code) and would warn of retracing after five purifiers
             self._fn._omit_frequent_tracing_warning = True

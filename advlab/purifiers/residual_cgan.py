@@ -145,9 +145,16 @@ def make_trainer(input_shape, config: CGANConfig, perceptual=None, jit_compile=F
     return trainer
 
 
-def as_purifier(generator: keras.Model, name: str = "residual_cgan") -> KerasPurifier:
-    """Wrap a trained generator as the lab's :class:`~advlab.purifiers.Purifier`."""
-    return KerasPurifier(generator, name=name)
+def as_purifier(generator: keras.Model, name: str = "residual_cgan", fold: bool = False,
+                jit_compile: bool = False) -> KerasPurifier:
+    """Wrap a trained generator as the lab's :class:`~advlab.purifiers.Purifier`; ``fold``: with
+    batch norm folded into its convolutions (:func:`advlab.purifiers.export.fold_batchnorm`, the
+    same images, fewer ops), ``jit_compile``: purify through XLA."""
+    if fold:
+        from advlab.purifiers.export import fold_batchnorm
+
+        generator = fold_batchnorm(generator)
+    return KerasPurifier(generator, name=name, jit_compile=jit_compile)
 
 
 def load_purifier(path, name: str = "residual_cgan") -> KerasPurifier:
