@@ -5,12 +5,12 @@
 sizes the rest per job: ``smoke`` (always at smoke scale), and at full scale ``paper`` (the
 papers' networks and data, meant for a GPU) or ``cpu`` (the same attacks, eps, iterations and
 test sets, CPU-sized networks and training subsets: a full MNIST job in about an hour on two
-cores) or ``fast`` (``cpu`` with 3 residual blocks instead of 7 and Table I in 2 epochs: its
-purifier trains in about 7 minutes on two cores). Each budget has a ``purifier`` entry shared by every job, then per job (``table1``,
+cores) or ``fast`` (``cpu`` with 3 residual blocks instead of 7 at a quarter of the width: its
+Table I purifier trains in about 7 minutes on two cores). Each budget has a ``purifier`` entry shared by every job, then per job (``table1``,
 ``experiments``, ``comparison``) entries for its ``cfg`` (LabConfig), ``purifier``
 (CGANConfig), ``protocol`` or ``plan``. What a budget leaves out is the default of those
-classes (the papers' settings). ``WIDTHS`` names purifier widths that no budget uses (``advlab
---size``). :func:`advlab.config.resolve` and the CLI's ``--size`` are the readers; the measured
+classes (the papers' settings). ``WIDTHS`` names more purifier widths (``advlab ... --size``).
+:func:`advlab.config.resolve` and the CLI's ``--size`` are the readers; the measured
 runs behind each choice are in figures/full/README.md.
 """
 
@@ -76,24 +76,21 @@ BUDGETS = {
 
 
 
-def _with(base: dict, cfg: dict, **jobs) -> dict:
-    """A budget made from ``base``: every job's ``cfg`` entry updated with ``cfg``, and
-    ``jobs[job]`` = ``{section: {field: value}}`` updated into that job's sections."""
+def _with(base: dict, cfg: dict) -> dict:
+    """A copy of the budget ``base`` with every job's ``cfg`` entry updated with ``cfg``."""
     out = {"purifier": dict(base["purifier"])}
     for job in ("table1", "experiments", "comparison"):
-        entry = {section: dict(values) for section, values in base[job].items()}
-        entry["cfg"] = {**entry.get("cfg", {}), **cfg}
-        for section, values in jobs.get(job, {}).items():
-            entry[section] = {**entry.get(section, {}), **values}
-        out[job] = entry
+        out[job] = {section: dict(values) for section, values in base[job].items()}
+        out[job]["cfg"] = {**out[job].get("cfg", {}), **cfg}
     return out
 
 
-# `fast`: the cpu budget with 3 residual blocks per level instead of 7 (the ablation's knee:
-# figures/full/08_ablation_mnist_full.csv) and Table I in 2 epochs, not 3: ~1/2 of the
-# generator's FLOPs and ~7 min of training instead of ~17 (benchmarks/train_levers.py measures
-# each lever; figures/full/table1_mnist_fast.json is the run that checks it keeps Table I)
-BUDGETS["fast"] = _with(BUDGETS["cpu"], cfg=dict(residual_blocks=3), table1={"purifier": dict(epochs=2)})
-
 # `advlab ... --size narrow`: the paper's generator and discriminator at a quarter of their width
 WIDTHS = {"narrow": dict(base_filters=16, max_filters=64, disc_filters=16)}
+
+# `fast`: the cpu budget with 3 residual blocks per level instead of 7 (the ablation's knee:
+# figures/full/08_ablation_mnist_full*.csv) at the narrow width (16 -> 64 filters, D 16): 1/8 of
+# the cpu generator's FLOPs and Table I's accuracies from ~7 min of training instead of ~17
+# (figures/full/table1_mnist_fast.json; each lever alone: benchmarks/train_levers.py)
+BUDGETS["fast"] = _with(BUDGETS["cpu"], cfg=dict(residual_blocks=3))
+BUDGETS["fast"]["purifier"].update(**WIDTHS["narrow"], disc_residual_blocks=None)   # D: as many blocks as G

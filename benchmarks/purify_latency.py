@@ -11,8 +11,8 @@ multiply-adds x 2 of the convolutions and transposed convolutions (batch norm, a
 additions are ignored; they are < 1% here). The generator weights are random: latency does
 not depend on them.
 
-``--presets`` times the generator of every Table I preset (``PRESETS``: a budget and a width,
-as ``advlab train --budget B [--size S]`` builds it) as trained, with batch norm folded into
+``--presets`` times the generator of every Table I preset (``PRESETS``: a budget and flags,
+as ``advlab train --budget B [--residual-blocks N]`` builds it) as trained, with batch norm folded into
 its convolutions (:func:`advlab.purifiers.export.fold_batchnorm`), and folded under XLA
 (``jit_compile``), beside the matmul rate
 measured before and after, and writes ``purify_latency_presets.json`` and a figure of each
@@ -73,19 +73,21 @@ def time_purifier(purifier, x, batch_size: int, repeats: int) -> float:
     return ms_per_image(purifier, x, batch_size=batch_size, warmup=1, repeats=repeats)
 
 
-# preset -> (budget, --size): what `advlab train --dataset mnist --scale full --budget B [--size S]` trains
-PRESETS = {"paper": ("paper", None), "cpu": ("cpu", None), "fast": ("fast", None), "fast_narrow": ("fast", "narrow")}
+# preset -> (budget, purifier overrides): what `advlab train --dataset mnist --scale full --budget B`
+# trains, with flags such as --residual-blocks 3 for the overrides
+PRESETS = {"paper": ("paper", {}), "cpu": ("cpu", {}), "cpu_3blocks": ("cpu", {"residual_blocks": 3}),
+           "fast": ("fast", {})}
 RECORD = "table1_mnist_{}.json"        # a preset's committed Table I run in figures/full/
 
 
 def preset_generator(preset: str, input_shape=(28, 28, 1)):
     """The (untrained) generator ``preset`` trains, and its resolved run config."""
-    from advlab.cli.common import purifier_widths
     from advlab.config import resolve
     from advlab.purifiers.residual_cgan import build_generator
 
-    budget, size = PRESETS[preset]
-    run = resolve("full", budget, job="table1", dataset="mnist", **(purifier_widths(size) if size else {}))
+    budget, overrides = PRESETS[preset]
+    run = resolve("full", budget, job="table1", dataset="mnist",
+                  **{f"purifier__{k}" if k in ("residual_blocks", "batch_size") else k: v for k, v in overrides.items()})
     c = run.purifier
     return build_generator(input_shape, residual_blocks=c.residual_blocks, base_filters=c.base_filters,
                            max_filters=c.max_filters, name=f"G_{preset}"), run
@@ -166,7 +168,7 @@ def main_presets(args) -> dict:
         folded = fold_batchnorm(gen)
         xb = x[:8]
         gap = float(np.max(np.abs(np.asarray(gen(xb, training=False)) - np.asarray(folded(xb, training=False)))))
-        row = {"budget": PRESETS[name][0], "size": PRESETS[name][1], "residual_blocks": run.purifier.residual_blocks,
+        row = {"budget": PRESETS[name][0], "overrides": PRESETS[name][1], "residual_blocks": run.purifier.residual_blocks,
                "base_filters": run.purifier.base_filters, "max_filters": run.purifier.max_filters,
                "params": int(gen.count_params()), "gflop_per_image": flops / 1e9, "fold_max_abs_diff": gap,
                "trained": time_one(gen, x, batches, args.repeats, args.single),

@@ -11,8 +11,8 @@ network, no residual blocks in the discriminator, bf16 mixed precision) or of ho
 (XLA ``jit_compile``). Each is built and trained through ``make_trainer`` as ``advlab train``
 builds it, on random pairs (the cost of a step does not depend on the data): the first step's
 seconds (graph tracing, and XLA compilation) and the median ms of ``--steps`` more. The speed-up
-is the baseline's ms/step over the lever's, and ``est_train_min`` what the Table I recipe's
-steps (``--pairs`` x the budget's epochs) would take at that rate. Accuracy is not measured here:
+is the baseline's ms per training pair over the lever's, and ``est_train_min`` what the Table I
+recipe's steps (``--pairs`` x the budget's epochs, at the lever's batch) would take at that rate. Accuracy is not measured here:
 figures/full/table1_*.json records the runs that check a recipe keeps Table I.
 """
 from __future__ import annotations
@@ -36,8 +36,10 @@ LEVERS = {
     "blocks1": ({"residual_blocks": 1}, False),
     "disc_blocks0": ({"disc_residual_blocks": 0}, False),
     "narrow": ({"base_filters": 16, "max_filters": 64, "disc_filters": 16}, False),
-    # the two presets: --budget fast (3 blocks) and --budget fast --size narrow
-    "blocks3_narrow": ({"residual_blocks": 3, "base_filters": 16, "max_filters": 64, "disc_filters": 16}, False),
+    # the `fast` budget: 3 blocks at the narrow width (D with as many blocks as G)
+    "fast": ({"residual_blocks": 3, "base_filters": 16, "max_filters": 64, "disc_filters": 16,
+              "disc_residual_blocks": None}, False),
+    "batch128": ({"batch_size": 128}, False),            # fewer, larger steps: less per-step overhead
     "bf16": ({"mixed_precision": "mixed_bfloat16"}, False),
     "xla": ({}, True),
 }
@@ -87,7 +89,6 @@ def main(argv=None) -> dict:
     rates = {dtype: matmul_rate(dtype, 256 if args.quick else 2048) / 1e9 for dtype in ("float32", "bfloat16")}
     print(f"matmul 2048x2048: float32 {rates['float32']:.0f} GFLOP/s, bfloat16 {rates['bfloat16']:.0f} GFLOP/s "
           f"on this machine now")
-    steps_total = -(-args.pairs // base.batch_size) * base.epochs
     rows = {}
     previous = keras.mixed_precision.global_policy()
     try:
@@ -95,21 +96,23 @@ def main(argv=None) -> dict:
             changes, jit = LEVERS[name]
             config = base.replace(**changes)
             r, gen = time_training(config, args.steps, args.perceptual, classifier, jit_compile=jit)
+            steps = -(-args.pairs // config.batch_size) * config.epochs
             r.update(changes=changes, jit_compile=jit, generator_gflop_per_image=generator_flops(gen) / 1e9,
-                     generator_params=int(gen.count_params()),
-                     est_train_min=steps_total * r["ms_per_step"] / 60000)
+                     generator_params=int(gen.count_params()), recipe_steps=steps,
+                     ms_per_pair_step=r["ms_per_step"] / config.batch_size,
+                     est_train_min=steps * r["ms_per_step"] / 60000)
             rows[name] = r
             print(f"{name:>13}: first step {r['first_step_s']:5.1f} s, then {r['ms_per_step']:6.1f} ms/step "
                   f"(batch {config.batch_size}); G {r['generator_gflop_per_image']:.3f} GFLOP/image; "
                   f"recipe ~{r['est_train_min']:.1f} min; losses finite: {r['losses_finite']}")
     finally:
         keras.mixed_precision.set_global_policy(previous)
-    if "baseline" in rows:
+    if "baseline" in rows:          # per training pair, so a larger batch compares fairly
         for r in rows.values():
-            r["speedup"] = rows["baseline"]["ms_per_step"] / r["ms_per_step"]
+            r["speedup"] = rows["baseline"]["ms_per_pair_step"] / r["ms_per_pair_step"]
         print("speed-up over the baseline: " + ", ".join(f"{k} {r['speedup']:.2f}x" for k, r in rows.items()))
     result = {"quick": args.quick, "matmul_gflop_per_s": rates, "bf16_matmul_speedup": rates["bfloat16"] / rates["float32"],
-              "batch": base.batch_size, "steps": args.steps, "recipe_steps": steps_total,
+              "batch": base.batch_size, "steps": args.steps, "pairs": args.pairs, "epochs": base.epochs,
               "perceptual": args.perceptual, "cpus": os.cpu_count(), "levers": rows}
     out = Path(args.out) if args.out else figures_dir() / "full" / "train_levers_cpu.json"
     path = save_json(result, out.stem, out.parent, config=run, started=started)

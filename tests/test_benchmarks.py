@@ -43,8 +43,9 @@ def test_train_levers_reports_each_lever_beside_the_matmul_rates(tmp_path):
     assert list(levers) == ["baseline", "blocks3", "bf16"]
     for name, r in levers.items():
         assert r["ms_per_step"] > 0 and r["first_step_s"] > 0 and r["losses_finite"] is True
-        assert r["speedup"] == pytest.approx(levers["baseline"]["ms_per_step"] / r["ms_per_step"])
-        assert r["est_train_min"] == pytest.approx(data["recipe_steps"] * r["ms_per_step"] / 60000)
+        assert r["speedup"] == pytest.approx(levers["baseline"]["ms_per_pair_step"] / r["ms_per_pair_step"])
+        assert r["recipe_steps"] == -(-data["pairs"] // data["batch"]) * data["epochs"]
+        assert r["est_train_min"] == pytest.approx(r["recipe_steps"] * r["ms_per_step"] / 60000)
     assert levers["blocks3"]["changes"] == {"residual_blocks": 3}
     # the smoke budget's generator has 1 residual block per level: 3 cost more
     assert levers["blocks3"]["generator_gflop_per_image"] > levers["baseline"]["generator_gflop_per_image"]
@@ -57,19 +58,19 @@ def test_train_levers_reports_each_lever_beside_the_matmul_rates(tmp_path):
 
 
 def test_purify_latency_presets_writes_trained_and_folded_timings(tmp_path):
-    done = _run("purify_latency.py", "--presets", "fast_narrow", "--batches", "1,16", "--repeats", "1",
+    done = _run("purify_latency.py", "--presets", "fast", "--batches", "1,16", "--repeats", "1",
                 "--single", "2", "--out", str(tmp_path))
     data = json.loads((tmp_path / "purify_latency_presets.json").read_text())
     assert set(data["matmul_gflop_per_s"]) == {"before", "after"} and data["batches"] == [1, 16]
-    row = data["presets"]["fast_narrow"]
-    assert (row["budget"], row["size"], row["residual_blocks"], row["base_filters"]) == ("fast", "narrow", 3, 16)
+    row = data["presets"]["fast"]
+    assert (row["budget"], row["overrides"], row["residual_blocks"], row["base_filters"]) == ("fast", {}, 3, 16)
     assert row["fold_max_abs_diff"] < 1e-4 and row["gflop_per_image"] > 0
     for kind in ("trained", "folded", "folded_xla"):
         for bs in (1, 16):
             assert row[kind][f"ms_per_image_batch{bs}"] > 0
             assert row[kind][f"of_matmul_rate_batch{bs}"] == pytest.approx(
                 row[kind][f"gflop_per_s_batch{bs}"] / data["matmul_gflop_per_s"]["before"])
-    assert "fast_narrow" in done.stdout and not (tmp_path / "purify_latency_presets.png").exists()   # no batch 256
+    assert "fast" in done.stdout and not (tmp_path / "purify_latency_presets.png").exists()   # no batch 256
 
 
 def test_pareto_figure_marks_the_front(tmp_path):
@@ -79,4 +80,6 @@ def test_pareto_figure_marks_the_front(tmp_path):
     rows["d"]["defended"] = None                                   # no record: not drawn
     path = latency.pareto_figure(rows, tmp_path)
     assert path.name == "purify_latency_presets.png" and path.stat().st_size > 1000
-    assert set(latency.PRESETS) >= {"cpu", "fast", "fast_narrow"}
+    assert set(latency.PRESETS) >= {"cpu", "cpu_3blocks", "fast"}
+    gen, run = latency.preset_generator("cpu_3blocks")
+    assert run.purifier.residual_blocks == 3 and run.purifier.base_filters == 32 and gen.name == "G_cpu_3blocks"

@@ -373,19 +373,24 @@ def test_tiny_train_resume_evaluate(tmp_path, capsys):
     assert "already trained for 2 epochs" in capsys.readouterr().out     # the same run: nothing left to do
 
 
-def test_fast_budget_is_the_cpu_budget_with_fewer_blocks_and_epochs():
+def test_fast_budget_is_the_cpu_budget_with_fewer_blocks_narrower():
     from advlab.config import resolve
 
     cpu, fast = (resolve("full", b, job="table1", dataset="mnist") for b in ("cpu", "fast"))
     changed = {k: v for k, v in fast.purifier.to_dict().items() if cpu.purifier.to_dict()[k] != v}
-    assert changed == {"residual_blocks": 3, "epochs": 2}
+    assert changed == {"residual_blocks": 3, "base_filters": 16, "max_filters": 64, "disc_filters": 16,
+                       "disc_residual_blocks": None}
     assert fast.protocol == cpu.protocol and fast.cfg.replace(residual_blocks=7) == cpu.cfg
+    # the run it names: `--budget cpu --size narrow --residual-blocks 3`, flag for flag
+    flags = train.train_run(parse("train", "--out", "x", "--scale", "full", "--budget", "cpu", "--size", "narrow",
+                                  "--residual-blocks", "3"))
+    assert flags.purifier == fast.purifier and flags.protocol == fast.protocol
     for job in ("experiments", "comparison"):       # the labs train the same 3-block purifiers
         run = resolve("full", "fast", job=job, dataset="mnist")
         assert run.cfg.residual_blocks == run.purifier.residual_blocks == 3
-        assert run.plan == resolve("full", "cpu", job=job, dataset="mnist").plan
-    run = train.train_run(parse("train", "--out", "x", "--scale", "full", "--budget", "fast", "--size", "narrow"))
-    assert (run.budget, run.purifier.residual_blocks, run.purifier.base_filters) == ("fast", 3, 16)
+        assert (run.purifier.base_filters, run.purifier.max_filters) == (16, 64)
+        cpu_plan = resolve("full", "cpu", job=job, dataset="mnist").plan
+        assert run.plan.replace(purifier_kwargs=cpu_plan.purifier_kwargs) == cpu_plan
 
 
 def test_clean_pairs_join_the_attacked_pairs(monkeypatch, tmp_path):

@@ -25,7 +25,7 @@ SHARED = {
     "budget": (("--budget",), dict(default=None, choices=("paper", "cpu", "fast"),
                                    help="full scale only: the papers' network widths and data sizes (paper, "
                                         "for a GPU) or the same protocol sized for a 2-core CPU (cpu; fast: "
-                                        "3 residual blocks, not 7, and Table I in 2 epochs); "
+                                        "3 residual blocks, not 7, at the narrow width); "
                                         "default: $ADVLAB_BUDGET, else paper with a GPU, cpu without")),
     "out": (("--out",), dict(type=Path, default=None, help="output folder")),
     "seed": (("--seed",), dict(type=int, default=None,
