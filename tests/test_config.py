@@ -12,7 +12,8 @@ from advlab import budgets, config
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "config_reference.json").read_text())
 # fields added since the reference was dumped, at their defaults (the CLI's --attacks / --eps went into the protocol)
-ADDED = {"protocol": {"attacks": ["fgsm", "pgd", "cw"], "eps": None}, "purifier": {"seed": 0}}
+ADDED = {"protocol": {"attacks": ["fgsm", "pgd", "cw"], "eps": None, "clean_pairs": 0}, "purifier": {"seed": 0},
+         "plan": {"ablation_seeds": None}}
 
 
 @pytest.mark.parametrize("key", sorted(REFERENCE))
@@ -28,7 +29,8 @@ def test_resolved_values_equal_those_before_the_refactor(key):
         if section in want:
             assert got[section] == {**want[section], **ADDED.get(section, {})}, section
     if "plan" in want:
-        plan, expected = dict(got["plan"]), dict(want["plan"])
+        plan = dict(got["plan"])
+        expected = {**want["plan"], **{k: v for k, v in ADDED["plan"].items() if k in plan}}
         if expected["purifier_kwargs"] is None:
             # was "None: the experiments plan's"; now written out (what it trains is checked above)
             del plan["purifier_kwargs"], expected["purifier_kwargs"]
