@@ -12,6 +12,8 @@ import math
 import os
 from pathlib import Path
 
+from advlab.budgets import BUDGETS  # plain data, no TensorFlow
+
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "imagenet")
 WIDTH_FIELDS = ("base_filters", "max_filters", "disc_filters", "disc_residual_blocks")
 
@@ -22,7 +24,7 @@ SHARED = {
     "scale": (("--scale",), dict(default=None, choices=("smoke", "full"),
                                  help="smoke (embedded sample, tiny models) or full (the papers' sizes); "
                                       "default: $ADVLAB_SCALE, else smoke")),
-    "budget": (("--budget",), dict(default=None, choices=("paper", "cpu", "fast"),
+    "budget": (("--budget",), dict(default=None, choices=tuple(b for b in BUDGETS if b != "smoke"),
                                    help="full scale only: the papers' network widths and data sizes (paper, "
                                         "for a GPU) or the same protocol sized for a 2-core CPU (cpu; fast: "
                                         "3 residual blocks, not 7, at the narrow width); "
