@@ -78,6 +78,7 @@ def time_purifier(purifier, x, batch_size: int, repeats: int) -> float:
 PRESETS = {"paper": ("paper", {}), "cpu": ("cpu", {}), "cpu_3blocks": ("cpu", {"residual_blocks": 3}),
            "fast": ("fast", {})}
 RECORD = "table1_mnist_{}.json"        # a preset's committed Table I run in figures/full/
+TARGET_MS = 0.2                        # ms/image at batch 256 a preset should reach
 
 
 def preset_generator(preset: str, input_shape=(28, 28, 1)):
@@ -137,7 +138,8 @@ def pareto_figure(rows: dict, folder):
             best = acc
     if front:
         ax.step(*zip(*front), where="post", color="C1", alpha=0.6, label="Pareto front")
-        ax.legend(fontsize=8)
+    ax.axvline(TARGET_MS, ls="--", color="gray", lw=0.8, label=f"{TARGET_MS} ms/image (issue 16's target)")
+    ax.legend(fontsize=8)
     ax.set_xlabel("ms per image (batch 256, BN folded, this CPU)")
     ax.set_ylabel("mean defended accuracy, FGSM/PGD/C&W (%)")
     ax.set_title("Table I presets, MNIST, gray-box", fontsize=10)
