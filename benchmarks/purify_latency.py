@@ -140,6 +140,10 @@ def pareto_figure(rows: dict, folder):
         ax.step(*zip(*front), where="post", color="C1", alpha=0.6, label="Pareto front")
     ax.axvline(TARGET_MS, ls="--", color="gray", lw=0.8, label=f"{TARGET_MS} ms/image (issue 16's target)")
     ax.legend(fontsize=8)
+    if pts:           # at least a 2-point span: differences of tenths are within the records' noise
+        accs = [a for _, a, _ in pts]
+        mid, half = (max(accs) + min(accs)) / 2, max(1.0, (max(accs) - min(accs)) / 2 + 0.3)
+        ax.set_ylim(mid - half, mid + half)
     ax.set_xlabel("ms per image (batch 256, BN folded, this CPU)")
     ax.set_ylabel("mean defended accuracy, FGSM/PGD/C&W (%)")
     ax.set_title("Table I presets, MNIST, gray-box", fontsize=10)
