@@ -6,7 +6,7 @@ sizes the rest per job: ``smoke`` (always at smoke scale), and at full scale ``p
 papers' networks and data, meant for a GPU) or ``cpu`` (the same attacks, eps, iterations and
 test sets, CPU-sized networks and training subsets: a full MNIST job in about an hour on two
 cores) or ``fast`` (``cpu`` with 3 residual blocks instead of 7 at a quarter of the width: its
-Table I purifier trains in about 7 minutes on two cores). Each budget has a ``purifier`` entry shared by every job, then per job (``table1``,
+Table I purifier trains in under 10 minutes on two cores). Each budget has a ``purifier`` entry shared by every job, then per job (``table1``,
 ``experiments``, ``comparison``) entries for its ``cfg`` (LabConfig), ``purifier``
 (CGANConfig), ``protocol`` or ``plan``. What a budget leaves out is the default of those
 classes (the papers' settings). ``WIDTHS`` names more purifier widths (``advlab ... --size``).
@@ -90,7 +90,7 @@ WIDTHS = {"narrow": dict(base_filters=16, max_filters=64, disc_filters=16)}
 
 # `fast`: the cpu budget with 3 residual blocks per level instead of 7 (the ablation's knee:
 # figures/full/08_ablation_mnist_full*.csv) at the narrow width (16 -> 64 filters, D 16): 1/8 of
-# the cpu generator's FLOPs and Table I's accuracies from ~7 min of training instead of ~17
+# the cpu generator's FLOPs and Table I's accuracies from 9.6 min of training instead of ~17-19
 # (figures/full/table1_mnist_fast.json; each lever alone: benchmarks/train_levers.py)
 BUDGETS["fast"] = _with(BUDGETS["cpu"], cfg=dict(residual_blocks=3))
 BUDGETS["fast"]["purifier"].update(**WIDTHS["narrow"], disc_residual_blocks=None)   # D: as many blocks as G
