@@ -1,7 +1,6 @@
 """The benchmarks' output formats: train_levers.py and purify_latency.py --presets, as dry runs."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,6 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from benchmark_modules import load
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -19,18 +20,6 @@ def _run(script: str, *argv: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=400)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return done
-
-
-def _module(name: str):
-    path = ROOT / "benchmarks" / f"{name}.py"
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(path.parent))
-    return module
 
 
 def test_train_levers_reports_each_lever_beside_the_matmul_rates(tmp_path):
@@ -74,7 +63,7 @@ def test_purify_latency_presets_writes_trained_and_folded_timings(tmp_path):
 
 
 def test_pareto_figure_marks_the_front(tmp_path):
-    latency = _module("purify_latency")
+    latency = load("purify_latency")
     rows = {name: {"folded": {"ms_per_image_batch256": ms}, "defended": {"mean_attacked": acc}}
             for name, ms, acc in (("a", 0.1, 97.0), ("b", 0.3, 98.5), ("c", 0.5, 98.0), ("d", 0.2, None))}
     rows["d"]["defended"] = None                                   # no record: not drawn

@@ -1,13 +1,14 @@
 """benchmarks/gpu_check.py: its CPU dry run writes the JSON a GPU run would, flagged as CPU numbers."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from benchmark_modules import load
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "gpu_check.py"
@@ -22,17 +23,6 @@ def _numbers(obj):
             yield from _numbers(v)
     elif isinstance(obj, (int, float)) and not isinstance(obj, bool):
         yield obj
-
-
-def _gpu_check_module():
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    return module
 
 
 def test_quick_run_writes_the_check_json(tmp_path):
@@ -68,7 +58,7 @@ def test_quick_run_writes_the_check_json(tmp_path):
 
 
 def test_pytest_counts_reads_the_summary_line():
-    counts = _gpu_check_module().pytest_counts
+    counts = load("gpu_check").pytest_counts
     assert counts("....F\n=== 4 passed, 1 failed, 2 skipped, 1 error in 3.2s ===") == {
         "passed": 4, "failed": 1, "errors": 1, "skipped": 2}
     assert counts("no summary") == {"passed": 0, "failed": 0, "errors": 0, "skipped": 0}
