@@ -130,3 +130,42 @@ def test_warm_up_turns_a_fresh_generator_towards_a_denoiser(data):
     assert noisy_l1() < before and np.array_equal(x, x_before)
     with pytest.raises(ValueError, match="warmup_steps"):
         RobustPurifierConfig(warmup_steps=-1)
+
+
+def test_straight_through_binarize_is_the_bit_depth_defence_forward_and_identity_backward():
+    from advlab.purifiers.classical import build_classical
+    from advlab.training.adversarial import straight_through_binarize
+
+    x = np.random.default_rng(1).random((6, 8, 8, 1)).astype(np.float32)
+    x[0, 0, 0, 0], x[0, 0, 1, 0] = 0.5, 0.5000001    # ties go to 0, as ART's rint does
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        out = straight_through_binarize(xt)
+        total = tf.reduce_sum(out * tf.constant(np.arange(x.size, dtype=np.float32).reshape(x.shape)))
+    np.testing.assert_array_equal(out.numpy(), build_classical("bit_depth", bits=1)(x))
+    assert set(np.unique(out.numpy())) <= {0.0, 1.0}
+    np.testing.assert_array_equal(tape.gradient(total, xt).numpy(), np.arange(x.size).reshape(x.shape))
+
+
+def test_a_classifier_trained_behind_the_binarize_front(data):
+    """The trainer deploys f(round(x)); its training attack gets a gradient (BPDA), not zeros."""
+    x, y = data
+    cfg = AdversarialConfig(method="pgd", eps=0.2, pgd_steps=3, ramp_epochs=0, front="binarize")
+    trainer = AdversarialTrainer(tiny_classifier(), cfg)
+    trainer.compile(optimizer=keras.optimizers.SGD(0.05))
+    xt, yt = tf.constant(x), tf.constant(y, tf.int64)
+    np.testing.assert_allclose(trainer(xt).numpy(), trainer.classifier(tf.round(xt)).numpy(), atol=1e-6)
+    x_adv = craft(lambda t: trainer(t), xt, yt, 0.2, "pgd", 3, tf.constant([0, 0], tf.int64)).numpy()
+    assert np.abs(x_adv - x).max() <= 0.2 + 1e-6
+    assert np.abs(x_adv - x).max() > 0.15          # sign steps moved the pixels: the gradient is not zero
+    logs = trainer.train_step((xt, yt))
+    assert np.isfinite(float(logs["loss"]))
+    assert "front" in cfg.to_dict() and "front" not in AdversarialConfig().to_dict()   # old runs resume
+
+
+def test_front_configs_are_checked():
+    with pytest.raises(ValueError, match="Unknown front"):
+        AdversarialConfig(front="jpeg")
+    with pytest.raises(ValueError, match="TRADES behind a front"):
+        AdversarialConfig(method="trades", front="binarize")

@@ -92,3 +92,16 @@ def test_purifier_flags_that_do_not_go_together_are_refused(tmp_path):
         cli.main([*TINY, "--method", "trades", "--purifier", "narrow", "--out", str(tmp_path / "b")])
     with pytest.raises(SystemExit, match="--init"):
         cli.main([*TINY, "--init", str(tmp_path / "missing"), "--out", str(tmp_path / "c")])
+
+
+def test_front_binarize_trains_behind_bit_depth_and_robustness_insists_on_it(tmp_path):
+    out = tmp_path / "bin"
+    assert cli.main([*TINY, "--front", "binarize", "--out", str(out)]) == 0
+    summary = json.loads((out / "advtrain.json").read_text())
+    assert summary["front"] == "binarize" and summary["deploy_as"] == "bit_depth"
+    assert json.loads((out / "run.json").read_text())["config"]["front"] == "binarize"
+    with pytest.raises(SystemExit, match="--defence bit_depth"):
+        cli.main(["robustness", "--defence", "none", "--classifier-run", str(out), "--scale", "smoke",
+                  "--suite", "quick", "--n", "4", "--quiet", "--out", str(tmp_path / "fig")])
+    with pytest.raises(SystemExit, match="two different defences"):
+        cli.main([*TINY, "--front", "binarize", "--purifier", "narrow", "--out", str(tmp_path / "x")])

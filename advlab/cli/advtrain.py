@@ -17,6 +17,11 @@ cGAN generator of that width, trained by
 crafted **through generator and classifier** (``--joint``: the classifier is fine-tuned with it).
 ``OUT`` then holds ``generator.keras`` and ``classifier.keras``; evaluate with
 ``advlab robustness --defence residual_cgan --purifier-run OUT --classifier-run OUT``.
+
+With ``--front binarize`` the classifier is trained behind a fixed purifier, 1-bit depth
+reduction (the comparison's ``bit_depth`` defence), the training attack crafted through it with
+the straight-through (BPDA) gradient; evaluate with
+``advlab robustness --defence bit_depth --classifier-run OUT``.
 """
 from __future__ import annotations
 
@@ -30,6 +35,8 @@ METHODS = {"pgd": "pgd", "fgsm-rs": "fgsm_rs", "trades": "trades"}
 # generator widths of --purifier (advlab.purifiers.residual_cgan.build_generator's filters)
 PURIFIER_WIDTHS = {"narrow": dict(base_filters=16, max_filters=64), "cpu": dict(base_filters=32, max_filters=128)}
 DATASETS = ("mnist", "fashion_mnist", "cifar10")
+FRONTS = ("none", "binarize")   # advlab.training.adversarial.FRONTS (not imported: keeps --help light)
+FRONT_DEFENCE = {"binarize": "bit_depth"}   # the comparison defence each front deploys as
 SUMMARY = "advtrain.json"
 
 
@@ -39,7 +46,9 @@ def register(sub) -> None:
         "--lr-schedule cosine --out runs/mnist_adv_pgd",
         "advlab advtrain --dataset mnist --scale smoke --method fgsm-rs --epochs 1 --out runs/adv_smoke",
         "advlab advtrain --dataset mnist --scale full --method pgd --init runs/mnist_adv_pgd --purifier narrow "
-        "--joint --epochs 4 --ramp-epochs 0.5 --out runs/mnist_robust_pur"],
+        "--joint --epochs 4 --ramp-epochs 0.5 --out runs/mnist_robust_pur",
+        "advlab advtrain --dataset mnist --scale full --method pgd --front binarize --arch mnist_madry "
+        "--lr-schedule cosine --out runs/mnist_adv_bin"],
         description=__doc__.split("\n\n")[1])
     common.add_shared(p, "dataset", "scale", "out", "seed", "data_dir", "quiet", "eps", "n_train", "epochs", "resume",
                       dataset={"choices": DATASETS},
@@ -59,6 +68,9 @@ def register(sub) -> None:
     p.add_argument("--holdout", type=int, default=1000, help="held-out training images probed after each epoch "
                                                              "(0: no probe; default: %(default)s)")
     p.add_argument("--probe-steps", type=int, default=20, help="PGD steps of the probe (default: %(default)s)")
+    p.add_argument("--front", default="none", choices=FRONTS,
+                   help="train behind a fixed purifier: binarize = 1-bit depth reduction, the bit_depth "
+                        "defence, attacked with BPDA (default: %(default)s)")
     p.add_argument("--init", type=Path, default=None, metavar="DIR",
                    help="start from DIR/classifier.keras (e.g. an `advlab advtrain` run) instead of a fresh --arch")
     g = p.add_argument_group("a purifier trained through the classifier")
@@ -84,6 +96,8 @@ def _config(args, seed: int):
         if args.purifier:
             if args.method == "trades":
                 raise ValueError("--purifier trains against pgd or fgsm-rs, not trades")
+            if args.front != "none":
+                raise ValueError("--front and --purifier are two different defences; pass one")
             return RobustPurifierConfig(attack=METHODS[args.method], eps=args.eps, epochs=args.epochs,
                                         ramp_epochs=args.ramp_epochs, pgd_steps=args.steps,
                                         lambda_l1=args.lambda_l1, lambda_clean=args.lambda_clean,
@@ -95,7 +109,8 @@ def _config(args, seed: int):
         return AdversarialConfig(method=METHODS[args.method], eps=args.eps, epochs=args.epochs,
                                  ramp_epochs=args.ramp_epochs, pgd_steps=args.steps,
                                  trades_beta=args.trades_beta, learning_rate=args.learning_rate,
-                                 lr_schedule=args.lr_schedule, batch_size=args.batch_size, seed=seed)
+                                 lr_schedule=args.lr_schedule, batch_size=args.batch_size, seed=seed,
+                                 front=args.front)
     except ValueError as err:
         raise SystemExit(f"error: {err}") from err
 
@@ -157,7 +172,7 @@ def cmd_advtrain(args) -> dict:
           f"{f' behind a {args.purifier} purifier' if args.purifier else ''}, eps {config.eps:g}, "
           f"{config.epochs} epochs", flush=True)
     # the probe attacks what the run defends: the classifier, or purifier + classifier (the trainer's call)
-    probed = (lambda trainer: trainer) if args.purifier else (lambda trainer: trainer.classifier)
+    probed = (lambda trainer: trainer) if args.purifier or args.front != "none" else (lambda trainer: trainer.classifier)
     callbacks = [_probe(probed, x[n_fit:], y[n_fit:], config.eps, args.probe_steps, args.quiet)] if args.holdout else []
     t0 = time.perf_counter()
     try:
@@ -172,11 +187,12 @@ def cmd_advtrain(args) -> dict:
     acc = classifiers.accuracy(robust, x_test, y_test)
     summary.update(finished=True, method=method, arch=arch,
                    parameters=int(robust.count_params()), purifier=args.purifier, init=str(args.init or ""),
+                   front=args.front, deploy_as=FRONT_DEFENCE.get(args.front),
                    n_train=n_fit, holdout=args.holdout, n_test=len(y_test), clean_test_accuracy=acc,
                    config=config.to_dict())   # the command line is in the provenance block
     save_json(summary, SUMMARY, folder=out)
     print(f"[advtrain] clean test accuracy {acc:.2%} on {len(y_test)} images"
-          f"{' (purifier + classifier)' if args.purifier else ''}; training "
+          f"{' (purifier + classifier)' if args.purifier or args.front != 'none' else ''}; training "
           f"{summary['train_seconds'] / 60:.1f} min; saved {out / 'classifier.keras'}")
     return summary
 
@@ -202,8 +218,12 @@ def _train(args, config, model, x, y, out, callbacks):
 
     verbose = 0 if args.quiet else 2
     if not args.purifier:
-        return train_adversarial(model, x, y, config, run_dir=out, verbose=verbose, callbacks=callbacks,
-                                 resume=args.resume)
+        classifier = train_adversarial(model, x, y, config, run_dir=out, verbose=verbose, callbacks=callbacks,
+                                       resume=args.resume)
+        if args.front == "none":
+            return classifier
+        inp = keras.Input(x.shape[1:])   # the deployed defence: round(x) (bit_depth, 1 bit), then f
+        return keras.Model(inp, classifier(keras.ops.round(inp)), name="binarize_classifier")
     from advlab.io.cache import save_model_atomic
     from advlab.purifiers.residual_cgan import build_generator
     from advlab.training.robust_purifier import train_robust_purifier

@@ -64,6 +64,7 @@ def cmd_robustness(args):
         raise SystemExit(f"error: unknown defence {args.defence!r}; choose from {comparison.DEFENCES}")
     if args.n_eval is not None and args.n_eval < 1:
         raise SystemExit(f"error: --n must be a positive integer, got {args.n_eval}")
+    _check_front(args)
     with common.environment(ADVLAB_FIGURES_DIR=args.out.resolve() if args.out else None):
         run = common.start(args, "comparison")
         defence, classifier, x, y = _defence_and_data(args, run)
@@ -99,6 +100,17 @@ def _defence_and_data(args, run):
     x, y = data.load(args.dataset, "test", source=run.cfg.data_source, limit=run.cfg.n_test,
                      verbose=not args.quiet)
     return defence, _load_run(args.classifier_run), x, y
+
+
+def _check_front(args) -> None:
+    """A classifier trained behind a fixed purifier (``advtrain --front``) is evaluated behind it."""
+    import json
+
+    info = args.classifier_run / "advtrain.json" if args.classifier_run is not None else None
+    deploy_as = json.loads(info.read_text()).get("deploy_as") if info is not None and info.is_file() else None
+    if deploy_as and args.defence != deploy_as:
+        raise SystemExit(f"error: {args.classifier_run} was trained behind the {deploy_as!r} purifier "
+                         f"(advtrain --front); evaluate it with --defence {deploy_as}, not {args.defence!r}")
 
 
 def _load_run(folder: Path):

@@ -9,6 +9,12 @@
   ``pgd_steps`` times cheaper than PGD.
 * ``"trades"``: ``CE(f(x), y) + beta KL(f(x) || f(x_adv))`` with x_adv from PGD on the KL.
 
+``front="binarize"`` trains the classifier behind a fixed purifier, 1-bit depth reduction
+(``round(x)``, the comparison's ``bit_depth`` defence): the attack in each batch differentiates
+through it with the straight-through (BPDA) gradient, the one the robustness suite attacks it
+with, and the classifier learns on binarized images. The saved classifier is the one *behind* the
+purifier; deploy and evaluate it as ``bit_depth`` + classifier.
+
 eps grows linearly from 0 to ``eps`` over the first ``ramp_epochs`` (MNIST at 0.3 does not train
 without it); the ramp follows the optimizer's step counter, so a resumed run continues it. The
 caller's classifier is never modified: a copy is trained and returned, usable wherever the lab
@@ -29,6 +35,7 @@ import tensorflow as tf
 METHODS = ("pgd", "fgsm_rs", "trades")
 ATTACKS = ("pgd", "fgsm_rs")
 LR_SCHEDULES = ("constant", "cosine")
+FRONTS = ("none", "binarize")   # a fixed purifier the classifier is trained behind
 
 
 @dataclass(frozen=True)
@@ -44,18 +51,26 @@ class AdversarialConfig:
     lr_schedule: str = "constant"  # "cosine": decays to 0 over the run (the last epochs consolidate)
     batch_size: int = 128
     seed: int = 0
+    front: str = "none"            # "binarize": behind 1-bit depth reduction, attacked with BPDA
 
     def __post_init__(self):
         check_config(self.method, METHODS, self.eps, self.epochs, self.ramp_epochs, self.pgd_steps,
                      self.learning_rate, self.batch_size)
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"Unknown lr_schedule {self.lr_schedule!r}; use one of {LR_SCHEDULES}.")
+        if self.front not in FRONTS:
+            raise ValueError(f"Unknown front {self.front!r}; use one of {FRONTS}.")
+        if self.front != "none" and self.method == "trades":
+            raise ValueError("TRADES behind a front is not implemented; use pgd or fgsm_rs.")
 
     def replace(self, **changes) -> "AdversarialConfig":
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        d = dataclasses.asdict(self)
+        if d["front"] == "none":    # only when set: run folders made before the field still resume
+            del d["front"]
+        return d
 
 
 def check_config(method, methods, eps, epochs, ramp_epochs, steps, learning_rate, batch_size) -> None:
@@ -91,6 +106,19 @@ def craft(model_fn, x, y, eps, method: str, steps: int, seed, fgsm_alpha: float 
     return tf.stop_gradient(x_adv)
 
 
+def straight_through_binarize(x):
+    """``round(x)`` forward, identity backward: 1-bit depth reduction (the ``bit_depth``
+    defence's output, ties to even as NumPy's ``rint``) with the BPDA gradient."""
+    return x + tf.stop_gradient(tf.round(x) - x)
+
+
+def front_fn(front: str):
+    """The fixed purifier a classifier is trained behind, as a TF function (see ``FRONTS``)."""
+    if front not in FRONTS:
+        raise ValueError(f"Unknown front {front!r}; use one of {FRONTS}.")
+    return straight_through_binarize if front == "binarize" else (lambda x: x)
+
+
 class RampedEps:
     """eps at a training step: linear from 0 to ``eps`` over ``ramp_steps`` optimizer steps."""
 
@@ -108,6 +136,7 @@ class AdversarialTrainer(keras.Model):
     def __init__(self, classifier: keras.Model, config: AdversarialConfig, **kwargs):
         super().__init__(**kwargs)
         self.classifier, self.config = classifier, config
+        self.front = front_fn(config.front)
         self.eps = RampedEps(config.eps)
         self.trackers = {k: keras.metrics.Mean(name=k) for k in ("loss", "adv_accuracy", "eps")}
         self.val_accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
@@ -117,7 +146,8 @@ class AdversarialTrainer(keras.Model):
         return list(self.trackers.values()) + [self.val_accuracy]
 
     def call(self, x, training=False):
-        return self.classifier(x, training=training)
+        """The deployed defence: the front (if any), then the classifier."""
+        return self.classifier(self.front(x), training=training)
 
     def optimizers_and_variables(self) -> dict:
         """What :func:`fit_resumable` checkpoints besides the models."""
@@ -126,7 +156,7 @@ class AdversarialTrainer(keras.Model):
     def adversarial_loss(self, x, y, eps, seed, training=True):
         """(loss, logits on x_adv) of the configured method; x_adv crafted on the current weights."""
         cfg = self.config
-        fn = lambda t: self.classifier(t, training=False)  # noqa: E731
+        fn = lambda t: self.classifier(self.front(t), training=False)  # noqa: E731
         if cfg.method == "trades":
             p_clean = tf.stop_gradient(tf.nn.softmax(fn(x)))
             kl = lambda logits: tf.reduce_sum(  # noqa: E731
@@ -140,7 +170,7 @@ class AdversarialTrainer(keras.Model):
                                   + cfg.trades_beta * robust)
             return loss, logits_adv
         x_adv = craft(fn, x, y, eps, cfg.method, cfg.pgd_steps, seed, cfg.fgsm_alpha)
-        logits_adv = self.classifier(x_adv, training=training)
+        logits_adv = self.classifier(self.front(x_adv), training=training)
         return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits_adv)), logits_adv
 
     def train_step(self, data):
@@ -158,7 +188,7 @@ class AdversarialTrainer(keras.Model):
         return {k: t.result() for k, t in self.trackers.items()}
 
     def test_step(self, data):
-        self.val_accuracy.update_state(data[1], self.classifier(data[0], training=False))
+        self.val_accuracy.update_state(data[1], self(data[0], training=False))
         return {"accuracy": self.val_accuracy.result()}
 
 
