@@ -221,3 +221,54 @@ def test_wilson_interval():
     assert R.wilson_interval(0, 10)[0] == 0.0 and R.wilson_interval(10, 10)[1] == 1.0
     lo, hi = R.wilson_interval(50, 100)
     assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
+
+
+def binarized_linear_problem(n=120):
+    """A two-class linear model behind 1-bit rounding, and the exact robust fraction at eps.
+
+    The defence sees b = round(x'); pixel i can reach any b_i in [round(x_i - eps), round(x_i + eps)],
+    so the worst margin is sum_i min(d_i lo_i, d_i hi_i) + c (a linear model's optimum is a vertex).
+    """
+    from advlab.attacks.quantized import quantized_box
+
+    model = linear(2, seed=4)
+    x = np.random.default_rng(5).uniform(0.0, 1.0, (n, 8, 8, 1)).astype(np.float32)
+    w, b = model.layers[-1].get_weights()
+    y = model(np.rint(x)).numpy().argmax(1)
+    d = np.where(y[:, None] == 0, w[:, 0] - w[:, 1], w[:, 1] - w[:, 0])
+    c = np.where(y == 0, b[0] - b[1], b[1] - b[0])
+
+    def robust_at(eps):
+        lo, hi = (v.reshape(n, -1) for v in quantized_box(x, eps, 1))
+        return float(np.mean(np.minimum(d * lo, d * hi).sum(1) + c > 0))
+
+    eps = min(np.linspace(0.01, 0.5, 50), key=lambda e: abs(robust_at(e) - 0.5))
+    return model, x, y, float(eps), robust_at(float(eps))
+
+
+def test_quantized_pgd_reaches_the_analytic_worst_case_behind_binarization():
+    from advlab.attacks.quantized import quantized_pgd
+
+    model, x, y, eps, robust = binarized_linear_problem()
+    assert 0.2 < robust < 0.8
+    x0 = x.copy()
+    x_adv = quantized_pgd(model, x, y, eps, 1, n_iter=20, restarts=1)
+    np.testing.assert_array_equal(x, x0)                                   # input untouched
+    assert np.abs(x_adv - x).max() <= eps + 1e-6 and 0 <= x_adv.min() and x_adv.max() <= 1
+    assert accuracy(model, np.rint(x_adv), y) == pytest.approx(robust)
+    with pytest.raises(ValueError, match="levels"):
+        quantized_pgd(model, x, y, eps, 0)
+    with pytest.raises(ValueError, match="eps"):
+        quantized_pgd(model, x, y, -0.1, 1)
+
+
+def test_the_suite_runs_the_designed_attack_on_bit_depth_reduction():
+    from advlab.purifiers.classical import RoundedBits, build_classical
+
+    model, x, y, eps, robust = binarized_linear_problem(n=48)
+    assert build_classical("bit_depth", bits=1).quantization_levels == 1
+    report = R.evaluate_robustness(RoundedBits(1), model, x, y, eps, TINY, sanity=False, verbose=False)
+    stage = report.stage("quantized-pgd")
+    assert "designed for the defence" in stage.threat_model
+    assert stage.accuracy == pytest.approx(robust) and report.worst_case["accuracy"] == pytest.approx(robust)
+    assert report.flags["gradient_masking"]["raised"]     # tf.round reads as a zero gradient

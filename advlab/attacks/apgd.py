@@ -190,17 +190,23 @@ def _run_batch(steps, x, y, eps, seed, kind, n_iter, step_size, rho, momentum):
     return x_adv.numpy(), s["fooled"].numpy(), s["loss_best"].numpy()
 
 
-def _attack(kind, model, x, y, eps, loss, n_iter, restarts, seed, batch_size, step_size=None,
-            rho=0.75, momentum=0.75, return_info=False):
-    num_classes = getattr(model, "output_shape", (None, None))[-1]
-    check_params(eps, n_iter, restarts, loss, num_classes=num_classes, step_size=step_size,
-                 batch_size=batch_size, rho=rho, momentum=momentum)
+def copy_inputs(x, y):
+    """float32 copies of images (checked finite, in [0, 1]) and int64 labels of the same count."""
     x = np.array(x, np.float32, copy=True)
     y = np.asarray(y).reshape(-1).astype(np.int64)
     if len(y) != len(x):
         raise ValueError(f"x has {len(x)} images but y has {len(y)} labels.")
     if x.size and (not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 1):
         raise ValueError("x must hold finite images in [0, 1].")
+    return x, y
+
+
+def _attack(kind, model, x, y, eps, loss, n_iter, restarts, seed, batch_size, step_size=None,
+            rho=0.75, momentum=0.75, return_info=False):
+    num_classes = getattr(model, "output_shape", (None, None))[-1]
+    check_params(eps, n_iter, restarts, loss, num_classes=num_classes, step_size=step_size,
+                 batch_size=batch_size, rho=rho, momentum=momentum)
+    x, y = copy_inputs(x, y)
     x_adv, fooled = x.copy(), np.zeros(len(x), bool)
     loss_best = np.full(len(x), -np.inf, np.float32)
     per_restart = []

@@ -18,6 +18,9 @@ Every number is L-inf at ``eps`` and names its threat model. The stages (``"stan
   ``pgd-cw-short`` the same with a fifth of the steps and one restart (a sanity check).
 * ``bpda-pgd``: PGD with the BPDA gradient, for differentiable purifiers (for the others
   every white-box stage already is BPDA).
+* ``quantized-pgd``: for bit-depth reduction (a purifier with ``quantization_levels``), the
+  attack designed for it: PGD over the quantized images the attacker can reach
+  (:mod:`advlab.attacks.quantized`), with ``pgd_iters`` steps and ``pgd_restarts`` restarts.
 * ``transfer``: x_adv crafted by APGD-CE on the bare classifier, then defended (the gray-box
   number the purification papers report).
 * ``square``: Square (score-based, gradient-free; ART's) on the whole pipeline, on the first
@@ -216,6 +219,16 @@ def evaluate_robustness(defence, classifier, x, y, eps: float, suite="standard",
                      "(identity backward pass through the purifier)" + (f", EOT over {eot}" if eot > 1 else ""),
                      lambda: _with_info(A.pgd(bpda_pipeline(), x, y, eps, loss="cw", n_iter=cfg.bpda_iters,
                                               restarts=1, seed=seed + 3, batch_size=bs, return_info=True))))
+    levels = getattr(purifier, "quantization_levels", None)
+    if levels:
+        from advlab.attacks.quantized import quantized_pgd
+
+        plan.append(("quantized-pgd", f"PGD-{cfg.pgd_iters} C&W margin on the quantized image "
+                     f"x {cfg.pgd_restarts} restarts", "white-box adaptive, designed for the defence "
+                     f"(optimises the {int(levels) + 1}-level image it sees directly)",
+                     lambda: _with_info(quantized_pgd(classifier, x, y, eps, int(levels), loss="cw",
+                                                      n_iter=cfg.pgd_iters, restarts=cfg.pgd_restarts,
+                                                      seed=seed + 6, batch_size=bs, return_info=True))))
     if not identity:
         plan.append(("transfer", f"APGD-CE {cfg.transfer_iters} steps on the bare classifier",
                      "gray-box transfer (crafted on the classifier alone, then defended)",

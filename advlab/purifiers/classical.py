@@ -64,7 +64,9 @@ def feature_squeezing(bits: int = 4) -> ArtPurifier:
 
     if not 1 <= int(bits) <= 8:
         raise ValueError(f"bits must be in 1..8, got {bits}.")
-    return ArtPurifier(FeatureSqueezing(clip_values=(0.0, 1.0), bit_depth=int(bits)), f"bit_depth_{bits}")
+    purifier = ArtPurifier(FeatureSqueezing(clip_values=(0.0, 1.0), bit_depth=int(bits)), f"bit_depth_{bits}")
+    purifier.quantization_levels = 2 ** int(bits) - 1   # round(L x) / L: the attack designed for it reads L
+    return purifier
 
 
 class RoundedBits(Purifier):
@@ -74,7 +76,7 @@ class RoundedBits(Purifier):
     def __init__(self, bits: int = 4):
         if not 1 <= int(bits) <= 8:
             raise ValueError(f"bits must be in 1..8, got {bits}.")
-        self.levels = 2 ** int(bits) - 1
+        self.levels = self.quantization_levels = 2 ** int(bits) - 1
         self.name = f"bit_depth_{bits}_tf"
         self.stochastic = False
 
