@@ -139,6 +139,15 @@ class RobustnessReport:
         return paths
 
 
+def pack_bits(correct) -> str:
+    """Per-example booleans as a compact string for the JSON checkpoint."""
+    return "".join("1" if c else "0" for c in correct)
+
+
+def unpack_bits(bits: str) -> np.ndarray:
+    return np.array([c == "1" for c in bits], bool)
+
+
 def sanity_flags(stages, sanity_rows, cfg) -> dict:
     """Carlini et al. 2019's sanity checks on finished stages, each ``{"raised": bool, ...,
     "meaning": ...}``: reported with every result, never hidden."""

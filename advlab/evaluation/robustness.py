@@ -49,7 +49,8 @@ import numpy as np
 from advlab.experiments.runstate import Checkpoint
 from advlab.io.cache import array_digest, cache_key, purifier_digest, weights_digest
 from advlab.config import Frozen
-from advlab.evaluation.robust_report import RobustnessReport, StageResult, sanity_flags, wilson_interval  # noqa: F401
+from advlab.evaluation.robust_report import (RobustnessReport, StageResult, pack_bits, sanity_flags,  # noqa: F401
+                                             unpack_bits, wilson_interval)
 
 @dataclass(frozen=True)
 class SuiteConfig(Frozen):
@@ -82,14 +83,6 @@ SUITES = {
                          pgd_short_iters=5, bpda_iters=20, transfer_iters=20, square_queries=200,
                          square_n=16, sanity_iters=10),
 }
-
-
-def _pack(correct) -> str:
-    return "".join("1" if c else "0" for c in correct)
-
-
-def _unpack(bits: str) -> np.ndarray:
-    return np.array([c == "1" for c in bits], bool)
 
 
 # --------------------------------------------------------------------------- the evaluation
@@ -290,11 +283,11 @@ def _run_stage(store, name, attack, threat, run, purifier, classifier, y, bs, ve
         x_adv, idx, params = run()
         labels = y if idx is None else y[idx]
         correct = _predict(purifier, classifier, x_adv, bs) == labels
-        saved = {"attack": attack, "threat_model": threat, "correct": _pack(correct),
+        saved = {"attack": attack, "threat_model": threat, "correct": pack_bits(correct),
                  "indices": None if idx is None else [int(i) for i in idx],
                  "seconds": time.perf_counter() - t0, "params": params}
         store.put(name, saved)
-    correct = _unpack(saved["correct"])
+    correct = unpack_bits(saved["correct"])
     res = StageResult(name=name, attack=saved["attack"], threat_model=saved["threat_model"],
                       accuracy=float(correct.mean()), n=len(correct), seconds=float(saved["seconds"]),
                       params=saved["params"], correct=correct,
