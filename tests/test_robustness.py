@@ -272,3 +272,21 @@ def test_the_suite_runs_the_designed_attack_on_bit_depth_reduction():
     assert "designed for the defence" in stage.threat_model
     assert stage.accuracy == pytest.approx(robust) and report.worst_case["accuracy"] == pytest.approx(robust)
     assert report.flags["gradient_masking"]["raised"]     # tf.round reads as a zero gradient
+
+
+def test_paired_comparison_counts_the_images_only_one_defence_keeps(tmp_path):
+    from advlab.evaluation.robust_report import paired_comparison
+
+    model, x, y, eps, _ = two_class_problem(n=48)
+    plain = R.evaluate_robustness(None, model, x, y, eps, TINY, sanity=False, verbose=False)
+    rounded = R.evaluate_robustness(Round(), model, x, y, eps, TINY, sanity=False, verbose=False)
+    saved = json.loads(plain.save("plain", tmp_path)["json"].read_text())     # works on the saved JSON too
+    cmp = paired_comparison(saved, rounded)
+    ra, rb = R.unpack_bits(plain.worst_case["robust"]), R.unpack_bits(rounded.worst_case["robust"])
+    assert cmp["n"] == 48 and cmp["accuracy_a"] == pytest.approx(plain.worst_case["accuracy"])
+    assert cmp["only_a_robust"] == int((ra & ~rb).sum()) and cmp["only_b_robust"] == int((rb & ~ra).sum())
+    assert 0 < cmp["mcnemar_p"] <= 1
+    assert paired_comparison(plain, plain)["mcnemar_p"] == 1.0
+    other = R.evaluate_robustness(None, model, x[:40], y[:40], eps, TINY, sanity=False, verbose=False)
+    with pytest.raises(ValueError, match="different images"):
+        paired_comparison(plain, other)

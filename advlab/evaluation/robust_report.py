@@ -109,7 +109,7 @@ class RobustnessReport:
         fig, ax = plt.subplots(figsize=(6, 0.4 * len(rows) + 1.5))
         acc = np.array([100 * r["accuracy"] for r in rows])
         err = np.array([[100 * (r["accuracy"] - r["ci95_low"]), 100 * (r["ci95_high"] - r["accuracy"])]
-                        for r in rows]).T
+                        for r in rows]).T.clip(min=0)   # at 0 % or 100 % float rounding leaves -1e-15
         ax.barh(range(len(rows)), acc, xerr=err, color="tab:blue", alpha=0.8, capsize=3)
         ax.set_yticks(range(len(rows)), [f"{r['stage']} (n={r['n']})" for r in rows])
         ax.invert_yaxis()
@@ -146,6 +146,30 @@ def pack_bits(correct) -> str:
 
 def unpack_bits(bits: str) -> np.ndarray:
     return np.array([c == "1" for c in bits], bool)
+
+
+def paired_comparison(a, b) -> dict:
+    """Two defences' worst cases on the same images, compared image by image.
+
+    ``a``, ``b``: :class:`RobustnessReport` objects or their saved JSON (``report.json``). Returns
+    both accuracies, the images only one of them keeps, and the exact two-sided McNemar p-value
+    (binomial on those discordant images): a difference the 95 % intervals cannot resolve may
+    still be significant when the same images are attacked.
+    """
+    wa, wb = (r.worst_case if hasattr(r, "worst_case") else r["worst_case"] for r in (a, b))
+    if "robust" not in wa or "robust" not in wb:
+        raise ValueError("a report saved before per-image results were recorded; rerun its "
+                         "`advlab robustness` command (finished stages are read from the checkpoint)")
+    if wa.get("data") != wb.get("data") or len(wa["robust"]) != len(wb["robust"]):
+        raise ValueError("the two reports attacked different images (data digests or counts differ); "
+                         "a paired comparison needs the same x and y")
+    ra, rb = unpack_bits(wa["robust"]), unpack_bits(wb["robust"])
+    only_a, only_b = int((ra & ~rb).sum()), int((rb & ~ra).sum())
+    k, m = min(only_a, only_b), only_a + only_b
+    p = min(1.0, 2 * sum(math.comb(m, i) for i in range(k + 1)) / 2 ** m) if m else 1.0
+    return {"n": len(ra), "accuracy_a": float(ra.mean()), "accuracy_b": float(rb.mean()),
+            "difference": float(ra.mean() - rb.mean()), "only_a_robust": only_a, "only_b_robust": only_b,
+            "mcnemar_p": p}
 
 
 def sanity_flags(stages, sanity_rows, cfg) -> dict:

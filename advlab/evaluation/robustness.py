@@ -255,7 +255,8 @@ def evaluate_robustness(defence, classifier, x, y, eps: float, suite="standard",
     k = int(robust.sum())
     worst = {"accuracy": k / len(x), "ci95": list(wilson_interval(k, len(x))), "n": len(x),
              "over": [s.name for s in stages],
-             "weakest_stage": min(stages[1:], key=lambda s: s.accuracy).name}
+             "weakest_stage": min(stages[1:], key=lambda s: s.accuracy).name,
+             "robust": pack_bits(robust), "data": array_digest(x, y)}   # per image: paired comparisons
     flags = sanity_flags(stages, sanity_rows, cfg)
     return RobustnessReport(defence=label, classifier=classifier.name, eps=eps, suite=cfg.to_dict(),
                             n=len(x), seed=int(seed), stages=stages, worst_case=worst, flags=flags,
