@@ -105,3 +105,10 @@ def test_front_binarize_trains_behind_bit_depth_and_robustness_insists_on_it(tmp
                   "--suite", "quick", "--n", "4", "--quiet", "--out", str(tmp_path / "fig")])
     with pytest.raises(SystemExit, match="two different defences"):
         cli.main([*TINY, "--front", "binarize", "--purifier", "narrow", "--out", str(tmp_path / "x")])
+
+
+def test_the_cli_fronts_are_the_trainers():
+    from advlab.cli import advtrain
+    from advlab.training import adversarial
+
+    assert advtrain.FRONTS == adversarial.FRONTS and set(advtrain.FRONT_DEFENCE) == set(adversarial.FRONTS) - {"none"}
