@@ -87,7 +87,7 @@ def quantized_pgd(classifier, x, y, eps: float, levels: int = 1, *, loss: str = 
     start = np.rint(x * levels) / levels
     z_clean = np.where(width > 0, (start - lo) / np.maximum(width, 1e-12), 0.0).astype(np.float32)
     run = _build(_as_fn(classifier), loss, int(levels))
-    b_adv, fooled = np.rint(x * levels).astype(np.float32) / levels, np.zeros(len(x), bool)
+    b_adv, fooled = start.astype(np.float32), np.zeros(len(x), bool)
     loss_best = np.full(len(x), -np.inf, np.float32)
     per_restart = []
     rng = np.random.default_rng(int(seed))

@@ -172,7 +172,8 @@ def cmd_advtrain(args) -> dict:
           f"{f' behind a {args.purifier} purifier' if args.purifier else ''}, eps {config.eps:g}, "
           f"{config.epochs} epochs", flush=True)
     # the probe attacks what the run defends: the classifier, or purifier + classifier (the trainer's call)
-    probed = (lambda trainer: trainer) if args.purifier or args.front != "none" else (lambda trainer: trainer.classifier)
+    behind = bool(args.purifier) or args.front != "none"     # the classifier is deployed behind a purifier
+    probed = (lambda trainer: trainer) if behind else (lambda trainer: trainer.classifier)
     callbacks = [_probe(probed, x[n_fit:], y[n_fit:], config.eps, args.probe_steps, args.quiet)] if args.holdout else []
     t0 = time.perf_counter()
     try:
@@ -192,7 +193,7 @@ def cmd_advtrain(args) -> dict:
                    config=config.to_dict())   # the command line is in the provenance block
     save_json(summary, SUMMARY, folder=out)
     print(f"[advtrain] clean test accuracy {acc:.2%} on {len(y_test)} images"
-          f"{' (purifier + classifier)' if args.purifier or args.front != 'none' else ''}; training "
+          f"{' (purifier + classifier)' if behind else ''}; training "
           f"{summary['train_seconds'] / 60:.1f} min; saved {out / 'classifier.keras'}")
     return summary
 
