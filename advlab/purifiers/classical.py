@@ -1,13 +1,15 @@
 """Classical pre-processing defences behind the common :class:`~advlab.purifiers.Purifier` interface.
 
-Four come from ART (``art.defences.preprocessor``) and one from scikit-image:
+Three come from ART (``art.defences.preprocessor``), one (TVM) is ART's objective batched in
+TF, and one is scikit-image's:
 
 * ``bit_depth`` - :class:`FeatureSqueezing` (Xu et al. 2018): round each pixel to ``2**bits``
   levels. Piecewise constant, so its true gradient is zero almost everywhere.
 * ``median`` - :class:`SpatialSmoothing`: a ``k x k`` median filter.
 * ``jpeg`` - :class:`JpegCompression` at a given quality.
-* ``tvm`` - :class:`TotalVarMin` (Guo et al. 2018): drop a random subset of pixels and
-  reconstruct the image by total-variation minimisation. Random (``stochastic = True``) and slow.
+* ``tvm`` - total-variation minimisation (Guo et al. 2018): drop a random subset of pixels and
+  reconstruct the image by minimising total variation. ART's ``TotalVarMin`` objective, solved
+  for the whole batch at once (:mod:`advlab.purifiers.tvm`). Random (``stochastic = True``).
 * ``wavelet`` - ``skimage.restoration.denoise_wavelet`` (BayesShrink soft thresholding), the
   "WD" in the residual-cGAN paper's ImageNet comparison.
 
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from advlab.purifiers import Purifier
+from advlab.purifiers import Purifier, tvm
 from advlab.evaluation.transforms import check_images
 
 
@@ -104,14 +106,41 @@ def jpeg_compression(quality: int = 50) -> ArtPurifier:
     return ArtPurifier(JpegCompression(clip_values=(0.0, 1.0), quality=int(quality)), f"jpeg_{quality}")
 
 
-def total_variation(prob: float = 0.3, lamb: float = 0.5, max_iter: int = 10) -> ArtPurifier:
-    """ART TotalVarMin: keep each pixel with probability ``prob``, minimise TV (random)."""
-    from art.defences.preprocessor import TotalVarMin
+def total_variation(prob: float = 0.3, lamb: float = 0.5, max_iter: int = 10) -> "TotalVarMin":
+    """TVM (Guo et al. 2018): keep each pixel with probability ``prob``, minimise TV (random)."""
+    return TotalVarMin(prob=prob, lamb=lamb, max_iter=int(max_iter))
 
-    if not 0.0 < float(prob) <= 1.0:
-        raise ValueError(f"prob must be in (0, 1], got {prob}.")
-    pre = TotalVarMin(prob=float(prob), lamb=float(lamb), max_iter=int(max_iter), clip_values=(0.0, 1.0))
-    return ArtPurifier(pre, "tvm", stochastic=True)
+
+class TotalVarMin(NumpyPurifier):
+    """TVM with ART's parameters and objective, solved for the whole batch at once (see module doc).
+
+    Random (a new pixel mask per call), not differentiable: attack it with BPDA + EOT.
+    """
+
+    stochastic = True
+
+    def __init__(self, prob: float = 0.3, lamb: float = 0.5, max_iter: int = 10, memory: int = 10):
+        if not 0.0 < float(prob) <= 1.0:
+            raise ValueError(f"prob must be in (0, 1], got {prob}.")
+        if float(lamb) < 0:
+            raise ValueError(f"lamb must be >= 0, got {lamb}.")
+        for key, val in (("max_iter", max_iter), ("memory", memory)):
+            if not isinstance(val, int) or isinstance(val, bool) or val < 1:
+                raise ValueError(f"{key} must be a positive integer, got {val!r}.")
+        self.prob, self.lamb, self.max_iter, self.memory = float(prob), float(lamb), max_iter, memory
+        self.name = "tvm"
+
+    def draw_masks(self, x: np.ndarray) -> np.ndarray:
+        """One Bernoulli(prob) keep-mask per image, drawn as ART draws it (global NumPy generator)."""
+        return np.stack([(np.random.rand(*xi.shape) < self.prob) for xi in x]).astype(np.float32)
+
+    def purify_numpy(self, x, mask=None):
+        mask = self.draw_masks(x) if mask is None else np.asarray(mask, np.float32)
+        n, h, w, c = x.shape
+        to_slices = lambda a: np.moveaxis(a, -1, 1).reshape(n * c, h, w)   # noqa: E731
+        z = tvm.minimize_tv(to_slices(x), to_slices(mask), self.lamb, self.max_iter, self.memory)
+        z = np.moveaxis(z.reshape(n, c, h, w), 1, -1)
+        return np.clip(z, 0.0, 1.0).astype(np.float32)
 
 
 class WaveletDenoise(NumpyPurifier):
