@@ -1,4 +1,4 @@
-"""The benchmarks' output formats: train_levers.py and purify_latency.py --presets, as dry runs."""
+"""The benchmarks' output formats: train_levers.py, purify_latency.py --presets, classical_latency.py, as dry runs."""
 from __future__ import annotations
 
 import json
@@ -72,3 +72,19 @@ def test_pareto_figure_marks_the_front(tmp_path):
     assert set(latency.PRESETS) >= {"cpu", "cpu_3blocks", "fast"}
     gen, run = latency.preset_generator("cpu_3blocks")
     assert run.purifier.residual_blocks == 3 and run.purifier.base_filters == 32 and gen.name == "G_cpu_3blocks"
+
+
+def test_classical_latency_times_every_defence_and_tvm_beside_art(tmp_path):
+    from advlab.purifiers import classical
+
+    out = tmp_path / "classical.json"
+    done = _run("classical_latency.py", "--n", "8", "--repeats", "1", "--out", str(out))
+    data = json.loads(out.read_text())
+    assert set(data["defences"]) == set(classical.CLASSICAL) and data["matmul_gflop_per_s"] > 0
+    assert all(r["ms_per_image"] > 0 for r in data["defences"].values()) and "provenance" in data
+    tvm = data["defences"]["tvm"]
+    assert tvm["speedup_over_art"] == pytest.approx(tvm["art_ms_per_image"] / tvm["ms_per_image"])
+    obj = tvm["objective"]                               # same masks: both minimise from the input
+    assert obj["batched"] < obj["input"] and obj["art"] < obj["input"]
+    assert obj["batched"] <= 1.02 * obj["art"] and tvm["mean_abs_difference_to_art"] < 0.02
+    assert "ART's loop" in done.stdout
