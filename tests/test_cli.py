@@ -437,3 +437,24 @@ def test_ablation_blocks_and_seeds_flags():
     for flag, bad in (("--seeds", "1,1"), ("--blocks", "-1,2"), ("--blocks", "a")):
         with pytest.raises(SystemExit, match=flag):
             common.resolve_run(parse("experiment", "ablation", "--scale", "smoke", f"{flag}={bad}"), "experiments")
+
+
+def test_robustness_table_joins_saved_reports(tmp_path, capsys):
+    import csv
+
+    recs = [ROOT / "figures" / "full" / f"robustness_mnist_{n}.json" for n in ("adv_pgd", "bit_depth_adv_pgd")]
+    assert cli.main(["robustness-table", *map(str, recs), "--out", str(tmp_path), "--name", "t"]) == 0
+    rows = list(csv.DictReader((tmp_path / "t.csv").open()))
+    assert [r["defence"] for r in rows] == ["robustness_mnist_adv_pgd", "robustness_mnist_bit_depth_adv_pgd"]
+    for row, path in zip(rows, recs):
+        rec = json.loads(path.read_text())
+        assert float(row["worst case %"]) == pytest.approx(100 * rec["worst_case"]["accuracy"], abs=0.01)
+        assert float(row["attack minutes"]) == pytest.approx(sum(s["seconds"] for s in rec["stages"]) / 60, abs=0.01)
+        for s in rec["stages"]:
+            assert float(row[f"{s['stage']} %"]) == pytest.approx(100 * s["accuracy"], abs=0.01)
+    assert rows[0]["quantized-pgd %"] == "" and rows[1]["quantized-pgd %"] != ""   # a stage one did not get
+    assert rows[1]["flags"] == "gradient_masking" and "provenance" in json.loads((tmp_path / "t.json").read_text())
+    assert "worst  90.3 %" in capsys.readouterr().out
+    (tmp_path / "bad.json").write_text('{"rows": []}')
+    with pytest.raises(SystemExit, match="not a readable"):
+        cli.main(["robustness-table", str(tmp_path / "bad.json"), "--out", str(tmp_path)])

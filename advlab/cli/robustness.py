@@ -44,6 +44,17 @@ def register(sub) -> None:
                                                 "robustness_DEFENCE_SUITE_DATASET_SCALE)")
     p.set_defaults(run=cmd_robustness)
 
+    t = common.add_command(sub, "robustness-table", "one table of saved robustness reports", [
+        "advlab robustness-table figures/full/robustness_mnist_adv_pgd.json "
+        "figures/full/robustness_mnist_median_plain.json --out figures/full --name robustness_table_mnist"],
+        description="One row per report (`advlab robustness` JSON files, in the order given): every "
+                    "stage's accuracy and seconds, the worst case with its 95 % interval, the strongest "
+                    "stage and the flags. Writes NAME.csv and NAME.json to --out and prints the table.")
+    t.add_argument("reports", nargs="+", type=Path, metavar="REPORT.json")
+    t.add_argument("--out", type=Path, default=None, help="folder (default: figures/ or $ADVLAB_FIGURES_DIR)")
+    t.add_argument("--name", default="robustness_table", help="file name stem (default: %(default)s)")
+    t.set_defaults(run=cmd_table)
+
 
 def _engine():
     try:
@@ -76,6 +87,31 @@ def cmd_robustness(args):
             print(f"[advlab] saved {kind}: {path}")
         print(f"[advlab] run config saved to {results.save_json(run.to_dict(), name + '_run_config', figures_dir())}")
     return result
+
+
+def cmd_table(args):
+    import json
+
+    from advlab.evaluation.robust_report import summary_table
+    from advlab.io import results
+
+    records = {}
+    for path in args.reports:
+        try:
+            rec = json.loads(path.read_text())
+            rec["worst_case"], rec["stages"]         # noqa: B018  (a robustness report has both)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise SystemExit(f"error: {path} is not a readable `advlab robustness` report ({err})") from err
+        records[path.stem] = rec
+    rows = summary_table(records)
+    for r in rows:
+        print(f"{r['defence']:<44} n={r['n']:<5} worst {r['worst case %']:5.1f} % "
+              f"[{r['ci95 low %']:.1f}, {r['ci95 high %']:.1f}]  {r['strongest stage']:<14} "
+              f"{r['attack minutes']:6.1f} min  flags: {r['flags']}")
+    folder = args.out.resolve() if args.out else None
+    print(f"[advlab] saved {results.save_csv(rows, args.name, folder)}")
+    print(f"[advlab] saved {results.save_json(rows, args.name, folder, config={'reports': [str(p) for p in args.reports]})}")
+    return 0
 
 
 def _label(args) -> str:

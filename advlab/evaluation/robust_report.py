@@ -172,6 +172,37 @@ def paired_comparison(a, b) -> dict:
             "mcnemar_p": p}
 
 
+def summary_table(records) -> list[dict]:
+    """One row per defence from saved reports: the robustness table of a set of records.
+
+    ``records``: a mapping ``label -> report`` (a :class:`RobustnessReport` or its saved JSON), in
+    the order of the table. Each row: the label, classifier, n, suite, every stage's accuracy (%)
+    and cost (seconds; a stage the defence did not get is empty), the per-example worst case with
+    its 95 % interval, the strongest stage and the flags raised. Accuracies are under the threat
+    model of each stage (the JSON names it); the worst case is the defence's robustness.
+    """
+    stages, rows = [], []
+    for label, rec in records.items():
+        rec = rec.to_dict() if hasattr(rec, "to_dict") else rec
+        for st in rec["stages"]:
+            if st["stage"] not in stages:
+                stages.append(st["stage"])
+        w = rec["worst_case"]
+        row = {"defence": label, "classifier": rec["classifier"], "n": rec["n"], "suite": rec["suite"]["name"],
+               "eps": rec["eps"]}
+        row.update({f"{st['stage']} %": round(100 * st["accuracy"], 2) for st in rec["stages"]})
+        row.update({"worst case %": round(100 * w["accuracy"], 2), "ci95 low %": round(100 * w["ci95"][0], 2),
+                    "ci95 high %": round(100 * w["ci95"][1], 2), "strongest stage": w["weakest_stage"],
+                    "flags": ", ".join(k for k, v in rec["flags"].items() if v["raised"]) or "none",
+                    "attack minutes": round(sum(st["seconds"] for st in rec["stages"]) / 60, 2)})
+        row.update({f"{st['stage']} s": round(st["seconds"], 1) for st in rec["stages"]})
+        rows.append(row)
+    columns = (["defence", "classifier", "n", "suite", "eps"] + [f"{s} %" for s in stages]
+               + ["worst case %", "ci95 low %", "ci95 high %", "strongest stage", "flags", "attack minutes"]
+               + [f"{s} s" for s in stages])
+    return [{c: r.get(c) for c in columns} for r in rows]
+
+
 def sanity_flags(stages, sanity_rows, cfg) -> dict:
     """Carlini et al. 2019's sanity checks on finished stages, each ``{"raised": bool, ...,
     "meaning": ...}``: reported with every result, never hidden."""
