@@ -99,9 +99,11 @@ def cmd_table(args):
     for path in args.reports:
         try:
             rec = json.loads(path.read_text())
-            rec["worst_case"], rec["stages"]         # noqa: B018  (a robustness report has both)
-        except (OSError, ValueError, KeyError, TypeError) as err:
+        except (OSError, ValueError) as err:
             raise SystemExit(f"error: {path} is not a readable `advlab robustness` report ({err})") from err
+        if not (isinstance(rec, dict) and {"worst_case", "stages"} <= rec.keys()):
+            raise SystemExit(f"error: {path} is not a readable `advlab robustness` report "
+                             "(no 'worst_case' and 'stages')")
         records[path.stem] = rec
     rows = summary_table(records)
     for r in rows:
