@@ -458,3 +458,24 @@ def test_robustness_table_joins_saved_reports(tmp_path, capsys):
     (tmp_path / "bad.json").write_text('{"rows": []}')
     with pytest.raises(SystemExit, match="not a readable"):
         cli.main(["robustness-table", str(tmp_path / "bad.json"), "--out", str(tmp_path)])
+
+
+def test_robustness_table_puts_the_comparison_beside(tmp_path, capsys):
+    import csv
+
+    cmp_path = ROOT / "figures" / "full" / "10_defences_mnist_full.json"
+    comparison = json.loads(cmp_path.read_text())
+    scale = 1 if "percent" in comparison["meta"]["accuracy"] else 100
+    gray = {r["defence"]: scale * r["gray-box:pgd"] for r in comparison["rows"]}
+    recs = [ROOT / "figures" / "full" / f"robustness_mnist_{n}.json" for n in ("median_plain", "adv_pgd")]
+    assert cli.main(["robustness-table", *map(str, recs), "--comparison", str(cmp_path),
+                     "--out", str(tmp_path), "--name", "t"]) == 0
+    median, adv = list(csv.DictReader((tmp_path / "t.csv").open()))
+    assert float(median["comparison gray-box:pgd %"]) == pytest.approx(gray["median"], abs=0.01)
+    assert median["comparison e2e:pgd %"] == ""                 # median is not differentiable
+    assert adv["comparison gray-box:pgd %"] == ""                # another classifier: not the comparison's row
+    assert float(median["worst case %"]) == 0.0
+    assert f"gray-box PGD {gray['median']:5.1f} %" in capsys.readouterr().out
+    (tmp_path / "bad.json").write_text('{"rows": []}')
+    with pytest.raises(SystemExit, match="not a readable `advlab compare`"):
+        cli.main(["robustness-table", str(recs[0]), "--comparison", str(tmp_path / "bad.json")])

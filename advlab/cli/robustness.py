@@ -53,6 +53,9 @@ def register(sub) -> None:
     t.add_argument("reports", nargs="+", type=Path, metavar="REPORT.json")
     t.add_argument("--out", type=Path, default=None, help="folder (default: figures/ or $ADVLAB_FIGURES_DIR)")
     t.add_argument("--name", default="robustness_table", help="file name stem (default: %(default)s)")
+    t.add_argument("--comparison", type=Path, default=None, metavar="JSON",
+                   help="a saved `advlab compare` result: reports of its defences in front of its classifier "
+                        "get its clean, gray-box, e2e and BPDA columns beside the adaptive ones")
     t.set_defaults(run=cmd_table)
 
 
@@ -96,6 +99,16 @@ def cmd_table(args):
     from advlab.io import results
 
     records = {}
+    comparison = None
+    if args.comparison is not None:
+        try:
+            comparison = json.loads(args.comparison.read_text())
+        except (OSError, ValueError) as err:
+            raise SystemExit(f"error: {args.comparison} is not a readable `advlab compare` result ({err})") from err
+        if not (isinstance(comparison, dict) and comparison.get("rows")
+                and isinstance(comparison.get("meta"), dict) and "classifier" in comparison["meta"]):
+            raise SystemExit(f"error: {args.comparison} is not a readable `advlab compare` result "
+                             "(no 'rows' and 'meta.classifier')")
     for path in args.reports:
         try:
             rec = json.loads(path.read_text())
@@ -105,14 +118,17 @@ def cmd_table(args):
             raise SystemExit(f"error: {path} is not a readable `advlab robustness` report "
                              "(no 'worst_case' and 'stages')")
         records[path.stem] = rec
-    rows = summary_table(records)
+    rows = summary_table(records, comparison)
     for r in rows:
-        print(f"{r['defence']:<44} n={r['n']:<5} worst {r['worst case %']:5.1f} % "
+        gray = r.get("comparison gray-box:pgd %")
+        gray = "" if gray is None else f"gray-box PGD {gray:5.1f} %  "
+        print(f"{r['defence']:<44} n={r['n']:<5} {gray}worst {r['worst case %']:5.1f} % "
               f"[{r['ci95 low %']:.1f}, {r['ci95 high %']:.1f}]  {r['strongest stage']:<14} "
               f"{r['attack minutes']:6.1f} min  flags: {r['flags']}")
     folder = args.out.resolve() if args.out else None
     print(f"[advlab] saved {results.save_csv(rows, args.name, folder)}")
-    print(f"[advlab] saved {results.save_json(rows, args.name, folder, config={'reports': [str(p) for p in args.reports]})}")
+    config = {"reports": [str(p) for p in args.reports], "comparison": str(args.comparison)}
+    print(f"[advlab] saved {results.save_json(rows, args.name, folder, config=config)}")
     return 0
 
 

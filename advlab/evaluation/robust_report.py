@@ -172,7 +172,7 @@ def paired_comparison(a, b) -> dict:
             "mcnemar_p": p}
 
 
-def summary_table(records) -> list[dict]:
+def summary_table(records, comparison: dict | None = None) -> list[dict]:
     """One row per defence from saved reports: the robustness table of a set of records.
 
     ``records``: a mapping ``label -> report`` (a :class:`RobustnessReport` or its saved JSON), in
@@ -180,8 +180,14 @@ def summary_table(records) -> list[dict]:
     and cost (seconds; a stage the defence did not get is empty), the per-example worst case with
     its 95 % interval, the strongest stage and the flags raised. Accuracies are under the threat
     model of each stage (the JSON names it); the worst case is the defence's robustness.
+
+    ``comparison``: a saved defence comparison (``advlab compare``'s JSON). A report whose defence
+    is a row of it, in front of the comparison's classifier, gets that row's clean, gray-box, e2e
+    and BPDA columns beside its own (the attacker who does not know the defence beside the one
+    who does); other rows leave them empty.
     """
     stages, rows = [], []
+    side = _comparison_columns(comparison)
     for label, rec in records.items():
         rec = rec.to_dict() if hasattr(rec, "to_dict") else rec
         for st in rec["stages"]:
@@ -190,6 +196,7 @@ def summary_table(records) -> list[dict]:
         w = rec["worst_case"]
         row = {"defence": label, "classifier": rec["classifier"], "n": rec["n"], "suite": rec["suite"]["name"],
                "eps": rec["eps"]}
+        row.update(side["rows"].get((rec["defence"], rec["classifier"]), {}))
         row.update({f"{st['stage']} %": round(100 * st["accuracy"], 2) for st in rec["stages"]})
         row.update({"worst case %": round(100 * w["accuracy"], 2), "ci95 low %": round(100 * w["ci95"][0], 2),
                     "ci95 high %": round(100 * w["ci95"][1], 2), "strongest stage": w["weakest_stage"],
@@ -197,10 +204,25 @@ def summary_table(records) -> list[dict]:
                     "attack minutes": round(sum(st["seconds"] for st in rec["stages"]) / 60, 2)})
         row.update({f"{st['stage']} s": round(st["seconds"], 1) for st in rec["stages"]})
         rows.append(row)
-    columns = (["defence", "classifier", "n", "suite", "eps"] + [f"{s} %" for s in stages]
+    columns = (["defence", "classifier", "n", "suite", "eps"] + side["columns"] + [f"{s} %" for s in stages]
                + ["worst case %", "ci95 low %", "ci95 high %", "strongest stage", "flags", "attack minutes"]
                + [f"{s} s" for s in stages])
     return [{c: r.get(c) for c in columns} for r in rows]
+
+
+def _comparison_columns(comparison: dict | None) -> dict:
+    """``{"columns": [...], "rows": {(defence, classifier): {column: %}}}`` of a saved comparison:
+    its accuracy columns (clean, gray-box, e2e, BPDA), named ``comparison <mode>:<attack> %``."""
+    if comparison is None:
+        return {"columns": [], "rows": {}}
+    meta = comparison["meta"]
+    scale = 1.0 if "percent" in meta["accuracy"] else 100.0      # older records saved percentages
+    keep = [k for k in comparison["rows"][0] if k.split(":")[0] in ("clean", "gray-box", "e2e", "bpda")]
+    columns = [f"comparison {k} %" for k in keep]
+    rows = {(r["defence"], meta["classifier"]): {f"comparison {k} %": None if r[k] is None or r[k] != r[k]
+                                                 else round(scale * r[k], 2) for k in keep}
+            for r in comparison["rows"]}
+    return {"columns": columns, "rows": rows}
 
 
 def sanity_flags(stages, sanity_rows, cfg) -> dict:
