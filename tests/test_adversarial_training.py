@@ -167,5 +167,18 @@ def test_a_classifier_trained_behind_the_binarize_front(data):
 def test_front_configs_are_checked():
     with pytest.raises(ValueError, match="Unknown front"):
         AdversarialConfig(front="jpeg")
-    with pytest.raises(ValueError, match="TRADES behind a front"):
-        AdversarialConfig(method="trades", front="binarize")
+
+
+def test_trades_behind_the_binarize_front_sees_only_rounded_images(data):
+    """Both TRADES terms score f(round(.)): with beta 0 the loss is the CE of the rounded clean images,
+    and its KL term is zero exactly when the attack cannot change the rounded image (eps 0)."""
+    x, y = data
+    xt, yt = tf.constant(x), tf.constant(y, tf.int64)
+    seed = tf.constant([0, 0], tf.int64)
+    clf = tiny_classifier()
+    ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(yt, clf(tf.round(xt)))).numpy()
+    plain = AdversarialTrainer(clf, AdversarialConfig(method="trades", trades_beta=0.0, front="binarize"))
+    np.testing.assert_allclose(plain.adversarial_loss(xt, yt, 0.3, seed, training=False)[0].numpy(), ce, rtol=1e-5)
+    robust = AdversarialTrainer(clf, AdversarialConfig(method="trades", trades_beta=6.0, front="binarize"))
+    np.testing.assert_allclose(robust.adversarial_loss(xt, yt, 0.0, seed, training=False)[0].numpy(), ce, rtol=1e-5)
+    assert robust.adversarial_loss(xt, yt, 0.3, seed, training=False)[0].numpy() > ce   # the KL term counts

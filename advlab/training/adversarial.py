@@ -60,8 +60,6 @@ class AdversarialConfig:
             raise ValueError(f"Unknown lr_schedule {self.lr_schedule!r}; use one of {LR_SCHEDULES}.")
         if self.front not in FRONTS:
             raise ValueError(f"Unknown front {self.front!r}; use one of {FRONTS}.")
-        if self.front != "none" and self.method == "trades":
-            raise ValueError("TRADES behind a front is not implemented; use pgd or fgsm_rs.")
 
     def replace(self, **changes) -> "AdversarialConfig":
         return dataclasses.replace(self, **changes)
@@ -162,8 +160,8 @@ class AdversarialTrainer(keras.Model):
             kl = lambda logits: tf.reduce_sum(  # noqa: E731
                 p_clean * (tf.math.log(p_clean + 1e-12) - tf.nn.log_softmax(logits)), -1)
             x_adv = craft(fn, x, y, eps, "pgd", cfg.pgd_steps, seed, loss_fn=kl)
-            logits_clean = self.classifier(x, training=training)
-            logits_adv = self.classifier(x_adv, training=training)
+            logits_clean = self.classifier(self.front(x), training=training)
+            logits_adv = self.classifier(self.front(x_adv), training=training)
             p = tf.nn.softmax(logits_clean)
             robust = tf.reduce_sum(p * (tf.nn.log_softmax(logits_clean) - tf.nn.log_softmax(logits_adv)), -1)
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(y, logits_clean)
