@@ -161,7 +161,9 @@ def test_classifier_training_killed_and_rerun(tmp_path, tiny_classifier, monkeyp
 
     ref, rec, _ = kill_and_rerun("classifier", tmp_path, tiny_classifier, monkeypatch)
     assert (ref / "out" / "fingerprint.txt").read_text() == (rec / "out" / "fingerprint.txt").read_text()
-    saved = [sorted((base / "cache" / "classifiers").glob("*.keras")) for base in (ref, rec)]
+    # a SIGKILL mid-save can leave atomic_write's temporary file (".NAME.XXXX.tmp.keras"); nothing reads it
+    saved = [sorted(p for p in (base / "cache" / "classifiers").glob("*.keras") if ".tmp." not in p.name)
+             for base in (ref, rec)]
     assert [p.name for p in saved[0]] == [p.name for p in saved[1]] and len(saved[0]) == 1
     for w1, w2 in zip(load_model(saved[0][0]).weights, load_model(saved[1][0]).weights):
         np.testing.assert_array_equal(np.asarray(w1), np.asarray(w2))
