@@ -290,3 +290,41 @@ def test_paired_comparison_counts_the_images_only_one_defence_keeps(tmp_path):
     other = R.evaluate_robustness(None, model, x[:40], y[:40], eps, TINY, sanity=False, verbose=False)
     with pytest.raises(ValueError, match="different images"):
         paired_comparison(plain, other)
+
+
+def test_cascade_gives_the_same_worst_case_and_resumes_inside_a_stage(tmp_path, monkeypatch):
+    from advlab.evaluation import robust_stages
+
+    model, x, y, eps, robust = two_class_problem(n=48)
+    full = R.evaluate_robustness(Round(), model, x, y, 0.2, TINY, verbose=False)
+    casc = R.evaluate_robustness(Round(), model, x, y, 0.2, TINY, cascade=True, verbose=False)
+    assert casc.worst_case["accuracy"] == pytest.approx(full.worst_case["accuracy"], abs=2 / 48)
+    assert casc.suite["cascade"] and "cascade" in casc.stage("bpda-pgd").attack
+    # each stage attacked exactly the images every earlier stage left robust
+    alive = np.ones(48, bool)
+    for s in casc.stages:
+        pool = np.arange(48) if s.name != "square" else np.arange(TINY.square_n)
+        np.testing.assert_array_equal(s.indices, pool[alive[pool]])
+        alive[s.indices] &= s.correct
+    np.testing.assert_array_equal(R.unpack_bits(casc.worst_case["robust"]), alive)
+    assert casc.flags["gradient_masking"]["raised"]       # BPDA alone breaks what exact PGD left
+    assert casc.sanity[-1]["accuracy"] <= casc.worst_case["accuracy"] and casc.sanity[-1]["n"] == 48
+
+    # kill -9 inside a stage: the chunks saved before it are not attacked again
+    monkeypatch.setattr(robust_stages, "CHUNK", 16)
+    model, x, y, eps, robust = two_class_problem(n=48)
+    first = R.evaluate_robustness(None, model, x, y, eps, TINY, cascade=True, out=tmp_path, verbose=False)
+    (state,) = tmp_path.glob("robustness_*.state.json")
+    saved = json.loads(state.read_text())
+    assert "apgd-ce#1" in saved["cells"]
+    for cell in [c for c in saved["cells"] if not c.startswith(("clean", "apgd-ce#0"))]:
+        del saved["cells"][cell]                          # as if killed after apgd-ce's first chunk
+    state.write_text(json.dumps(saved))
+    calls = []
+    real_apgd = A.apgd
+    monkeypatch.setattr(A, "apgd", lambda m, xs, *a, **k: calls.append((k["loss"], k["seed"], len(xs)))
+                        or real_apgd(m, xs, *a, **k))
+    again = R.evaluate_robustness(None, model, x, y, eps, TINY, cascade=True, out=tmp_path, verbose=False)
+    assert [c for c in calls if c[:2] == ("ce", 0)] == [("ce", 0, 16), ("ce", 0, 16)]   # chunks 2 and 3 only
+    assert again.worst_case["robust"] == first.worst_case["robust"]
+    assert again.worst_case["accuracy"] == pytest.approx(robust)

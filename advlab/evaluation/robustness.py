@@ -49,6 +49,7 @@ import numpy as np
 from advlab.experiments.runstate import Checkpoint
 from advlab.io.cache import array_digest, cache_key, purifier_digest, weights_digest
 from advlab.config import Frozen
+from advlab.evaluation.robust_stages import run_stage
 from advlab.evaluation.robust_report import (RobustnessReport, StageResult, pack_bits, sanity_flags,  # noqa: F401
                                              unpack_bits, wilson_interval)
 
@@ -128,16 +129,9 @@ def _check(classifier, x, y, eps, suite, n):
     return x, y, suite
 
 
-def _predict(purifier, classifier, x, batch_size):
-    """Labels of the deployed defence (one purification per image)."""
-    from advlab.classifiers import predict_labels
-
-    return predict_labels(classifier, purifier(x, batch_size=batch_size), batch_size)
-
-
 def evaluate_robustness(defence, classifier, x, y, eps: float, suite="standard", *, n: int | None = None,
                         seed: int = 0, out=None, resume: bool = True, name: str | None = None,
-                        sanity: bool = True, verbose: bool = True) -> RobustnessReport:
+                        sanity: bool = True, cascade: bool = False, verbose: bool = True) -> RobustnessReport:
     """Per-example worst-case accuracy of ``defence`` + ``classifier`` over the suite's attacks.
 
     Args:
@@ -149,6 +143,12 @@ def evaluate_robustness(defence, classifier, x, y, eps: float, suite="standard",
         out: folder for the per-stage checkpoint (``None``: nothing is written); ``resume``
             reuses finished stages of the same run found there.
         sanity: run the eps 0.5 / 1.0 check; name: the defence's label (default its name).
+        cascade: attack each stage only on the images still robust after the earlier ones
+            (:mod:`advlab.evaluation.robust_stages`; AutoAttack's standard version does the
+            same): the same worst case for a fraction of the cost when a defence breaks early;
+            each stage's own accuracy is then over the images it attacked, and the large-eps
+            sanity check attacks only the worst case's survivors (nested balls: an image broken
+            at ``eps`` is broken at every larger eps).
     Returns a :class:`RobustnessReport`; save it with ``report.save(name, folder)``.
     """
     from advlab.attacks import apgd as A
@@ -182,36 +182,38 @@ def evaluate_robustness(defence, classifier, x, y, eps: float, suite="standard",
 
     key = cache_key(kind="robustness", defence=purifier_digest(purifier), classifier=weights_digest(classifier),
                     data=array_digest(x, y), eps=float(eps), seed=int(seed), suite=cfg.to_dict(),
-                    sanity=bool(sanity))
+                    sanity=bool(sanity), **({"cascade": True} if cascade else {}))
     path = Path(out) / f"robustness_{key[:16]}.state.json" if out is not None else None
     if path is not None and not resume:
         path.unlink(missing_ok=True)
     store = Checkpoint(path, {"key": key}, verbose=verbose)   # finished stages, saved as they finish
     dlr = "dlr" if n_cls >= 3 else "cw"
 
-    # (name, attack description, threat model, run() -> (x_adv, indices or None, extra params))
-    plan = [("clean", "none", "no attack", lambda: (x, None, {}))]
+    # (name, attack description, threat model, fn(xs, ys) -> (x_adv, params), pool: None = all images)
+    plan = [("clean", "none", "no attack", lambda xs, ys: (xs, {}), None)]
     plan.append(("apgd-ce", f"APGD-CE {cfg.apgd_iters} steps x {cfg.apgd_restarts} restarts", white_threat,
-                 lambda: _with_info(A.apgd(pipeline, x, y, eps, loss="ce", n_iter=cfg.apgd_iters,
-                                           restarts=cfg.apgd_restarts, seed=seed, batch_size=bs,
-                                           return_info=True))))
+                 lambda xs, ys: _with_info(A.apgd(pipeline, xs, ys, eps, loss="ce", n_iter=cfg.apgd_iters,
+                                                  restarts=cfg.apgd_restarts, seed=seed, batch_size=bs,
+                                                  return_info=True)), None))
     plan.append(("apgd-dlr", f"APGD-{dlr.upper()} {cfg.apgd_iters} steps x {cfg.apgd_restarts} restarts",
                  white_threat,
-                 lambda: _with_info(A.apgd(pipeline, x, y, eps, loss=dlr, n_iter=cfg.apgd_iters,
-                                           restarts=cfg.apgd_restarts, seed=seed + 1, batch_size=bs,
-                                           return_info=True))))
+                 lambda xs, ys: _with_info(A.apgd(pipeline, xs, ys, eps, loss=dlr, n_iter=cfg.apgd_iters,
+                                                  restarts=cfg.apgd_restarts, seed=seed + 1, batch_size=bs,
+                                                  return_info=True)), None))
     plan.append(("pgd-cw", f"PGD-{cfg.pgd_iters} C&W margin x {cfg.pgd_restarts} restarts", white_threat,
-                 lambda: _with_info(A.pgd(pipeline, x, y, eps, loss="cw", n_iter=cfg.pgd_iters,
-                                          restarts=cfg.pgd_restarts, seed=seed + 2, batch_size=bs,
-                                          return_info=True))))
+                 lambda xs, ys: _with_info(A.pgd(pipeline, xs, ys, eps, loss="cw", n_iter=cfg.pgd_iters,
+                                                 restarts=cfg.pgd_restarts, seed=seed + 2, batch_size=bs,
+                                                 return_info=True)), None))
     plan.append(("pgd-cw-short", f"PGD-{cfg.pgd_short_iters} C&W margin x 1 restart", white_threat,
-                 lambda: _with_info(A.pgd(pipeline, x, y, eps, loss="cw", n_iter=cfg.pgd_short_iters,
-                                          restarts=1, seed=seed + 2, batch_size=bs, return_info=True))))
+                 lambda xs, ys: _with_info(A.pgd(pipeline, xs, ys, eps, loss="cw", n_iter=cfg.pgd_short_iters,
+                                                 restarts=1, seed=seed + 2, batch_size=bs, return_info=True)),
+                 None))
     if not identity and differentiable:
         plan.append(("bpda-pgd", f"PGD-{cfg.bpda_iters} C&W margin, BPDA", "white-box adaptive, BPDA "
                      "(identity backward pass through the purifier)" + (f", EOT over {eot}" if eot > 1 else ""),
-                     lambda: _with_info(A.pgd(bpda_pipeline(), x, y, eps, loss="cw", n_iter=cfg.bpda_iters,
-                                              restarts=1, seed=seed + 3, batch_size=bs, return_info=True))))
+                     lambda xs, ys: _with_info(A.pgd(bpda_pipeline(), xs, ys, eps, loss="cw",
+                                                     n_iter=cfg.bpda_iters, restarts=1, seed=seed + 3,
+                                                     batch_size=bs, return_info=True)), None))
     levels = getattr(purifier, "quantization_levels", None)
     if levels:
         from advlab.attacks.quantized import quantized_pgd
@@ -219,53 +221,69 @@ def evaluate_robustness(defence, classifier, x, y, eps: float, suite="standard",
         plan.append(("quantized-pgd", f"PGD-{cfg.pgd_iters} C&W margin on the quantized image "
                      f"x {cfg.pgd_restarts} restarts", "white-box adaptive, designed for the defence "
                      f"(optimises the {int(levels) + 1}-level image it sees directly)",
-                     lambda: _with_info(quantized_pgd(classifier, x, y, eps, int(levels), loss="cw",
-                                                      n_iter=cfg.pgd_iters, restarts=cfg.pgd_restarts,
-                                                      seed=seed + 6, batch_size=bs, return_info=True))))
+                     lambda xs, ys: _with_info(quantized_pgd(classifier, xs, ys, eps, int(levels), loss="cw",
+                                                             n_iter=cfg.pgd_iters, restarts=cfg.pgd_restarts,
+                                                             seed=seed + 6, batch_size=bs, return_info=True)),
+                     None))
     if not identity:
         plan.append(("transfer", f"APGD-CE {cfg.transfer_iters} steps on the bare classifier",
                      "gray-box transfer (crafted on the classifier alone, then defended)",
-                     lambda: _with_info(A.apgd(classifier, x, y, eps, loss="ce", n_iter=cfg.transfer_iters,
-                                               restarts=1, seed=seed + 4, batch_size=bs, return_info=True))))
+                     lambda xs, ys: _with_info(A.apgd(classifier, xs, ys, eps, loss="ce",
+                                                      n_iter=cfg.transfer_iters, restarts=1, seed=seed + 4,
+                                                      batch_size=bs, return_info=True)), None))
     sub = np.arange(min(cfg.square_n, len(x)))
     plan.append(("square", f"Square {cfg.square_queries} queries (ART), first {len(sub)} images",
                  "black-box score-based on the whole pipeline",
-                 lambda: (_square(pipeline, x[sub], y[sub], eps, cfg.square_queries, seed), sub, {})))
+                 lambda xs, ys: (_square(pipeline, xs, ys, eps, cfg.square_queries, seed), {}), sub))
 
+    robust = np.ones(len(x), bool)   # correct clean and under every stage so far
     stages = []
-    for stage_name, attack, threat, run in plan:
-        stages.append(_run_stage(store, stage_name, attack, threat, run, purifier, classifier, y, bs, verbose))
+    for stage_name, attack, threat, fn, pool in plan:
+        s = run_stage(store, stage_name, attack, threat, fn, pool, x, y, purifier, classifier, bs, verbose,
+                      robust if cascade else None)
+        stages.append(s)
+        robust[np.arange(len(x)) if s.indices is None else s.indices] &= s.correct
 
     sanity_rows = []
     if sanity:
+        alive = robust.copy()          # cascade: the large-eps attacks need only the survivors
         for e in cfg.sanity_eps:
-            sname = f"sanity-eps{e:g}"
-            res = _run_stage(store, sname, f"APGD-CE {cfg.sanity_iters} steps at eps {e:g}", white_threat,
-                             lambda e=e: _with_info(A.apgd(pipeline, x, y, float(e), loss="ce", n_iter=cfg.sanity_iters,
-                                                           restarts=1, seed=seed + 5, batch_size=bs,
-                                                           return_info=True)),
-                             purifier, classifier, y, bs, verbose)
-            sanity_rows.append({"eps": float(e), "accuracy": res.accuracy, "n": res.n,
-                                "seconds": res.seconds, "threat_model": white_threat})
+            res = run_stage(store, f"sanity-eps{e:g}", f"APGD-CE {cfg.sanity_iters} steps at eps {e:g}",
+                            white_threat,
+                            lambda xs, ys, e=e: _with_info(A.apgd(pipeline, xs, ys, float(e), loss="ce",
+                                                                  n_iter=cfg.sanity_iters, restarts=1,
+                                                                  seed=seed + 5, batch_size=bs,
+                                                                  return_info=True)),
+                            None, x, y, purifier, classifier, bs, verbose, alive if cascade else None)
+            if cascade:
+                alive[res.indices] &= res.correct
+            sanity_rows.append({"eps": float(e), "accuracy": float(alive.mean()) if cascade else res.accuracy,
+                                "n": len(x), "attacked": res.n, "seconds": res.seconds,
+                                "threat_model": white_threat})
 
-    robust = np.ones(len(x), bool)
-    for s in stages:
-        idx = np.arange(len(x)) if s.indices is None else s.indices
-        robust[idx] &= s.correct
     k = int(robust.sum())
     worst = {"accuracy": k / len(x), "ci95": list(wilson_interval(k, len(x))), "n": len(x),
              "over": [s.name for s in stages],
-             "weakest_stage": min(stages[1:], key=lambda s: s.accuracy).name,
+             "weakest_stage": _strongest(stages[1:], cascade),
              "robust": pack_bits(robust), "data": array_digest(x, y)}   # per image: paired comparisons
-    flags = sanity_flags(stages, sanity_rows, cfg)
-    return RobustnessReport(defence=label, classifier=classifier.name, eps=eps, suite=cfg.to_dict(),
+    flags = sanity_flags(stages, sanity_rows, cfg, cascade=cascade)
+    suite_dict = {**cfg.to_dict(), **({"cascade": True} if cascade else {})}
+    return RobustnessReport(defence=label, classifier=classifier.name, eps=eps, suite=suite_dict,
                             n=len(x), seed=int(seed), stages=stages, worst_case=worst, flags=flags,
                             sanity=sanity_rows)
 
 
 def _with_info(result):
     x_adv, info = result
-    return x_adv, None, {"accuracy_per_restart": info["accuracy_per_restart"]}
+    return x_adv, {"accuracy_per_restart": info["accuracy_per_restart"]}
+
+
+def _strongest(stages, cascade: bool) -> str:
+    """The attack stage with the lowest accuracy; in cascade mode the one that broke most images
+    (the accuracies there are over different images)."""
+    if cascade:
+        return max(stages, key=lambda s: s.n - int(np.sum(s.correct))).name
+    return min(stages, key=lambda s: s.accuracy).name
 
 
 def _square(model, x, y, eps, queries, seed):
@@ -275,24 +293,3 @@ def _square(model, x, y, eps, queries, seed):
         return x.copy()
     return attacks.attack("square", model, x, y, eps=eps, square_queries=int(queries), restarts=1,
                           seed=seed, progress=False, batch_size=128)
-
-
-def _run_stage(store, name, attack, threat, run, purifier, classifier, y, bs, verbose) -> StageResult:
-    saved = store.get(name) if store.has(name) else None
-    if saved is None:
-        t0 = time.perf_counter()
-        x_adv, idx, params = run()
-        labels = y if idx is None else y[idx]
-        correct = _predict(purifier, classifier, x_adv, bs) == labels
-        saved = {"attack": attack, "threat_model": threat, "correct": pack_bits(correct),
-                 "indices": None if idx is None else [int(i) for i in idx],
-                 "seconds": time.perf_counter() - t0, "params": params}
-        store.put(name, saved)
-    correct = unpack_bits(saved["correct"])
-    res = StageResult(name=name, attack=saved["attack"], threat_model=saved["threat_model"],
-                      accuracy=float(correct.mean()), n=len(correct), seconds=float(saved["seconds"]),
-                      params=saved["params"], correct=correct,
-                      indices=None if saved["indices"] is None else np.array(saved["indices"], int))
-    if verbose:
-        print(f"[robustness] {name:<13} {100 * res.accuracy:6.2f} %  n={res.n}  {res.seconds:.1f} s")
-    return res
