@@ -36,6 +36,11 @@ class StageResult:
     indices: np.ndarray | None = field(default=None, repr=False)   # None: every image
 
     @property
+    def broken(self) -> int:
+        """Images this stage attacked and fooled."""
+        return self.n - int(np.sum(self.correct))
+
+    @property
     def interval(self) -> tuple[float, float]:
         return wilson_interval(int(np.sum(self.correct)), self.n) if self.correct is not None else (math.nan,) * 2
 
@@ -238,9 +243,8 @@ def sanity_flags(stages, sanity_rows, cfg, cascade: bool = False) -> dict:
     beaten = []
     for s in others:
         if cascade:   # every image it attacked survived every white-box stage
-            broken = s.n - int(np.sum(s.correct))
-            if broken > cfg.masking_tolerance * s.params.get("pool", s.n):
-                beaten.append({"stage": s.name, "images_only_it_breaks": broken, "of": s.params.get("pool")})
+            if s.broken > cfg.masking_tolerance * s.params.get("pool", s.n):
+                beaten.append({"stage": s.name, "images_only_it_breaks": s.broken, "of": s.params.get("pool")})
             continue
         # compare on the same images (Square runs on a subset)
         idx = np.arange(len(by["clean"].correct)) if s.indices is None else s.indices
@@ -254,8 +258,7 @@ def sanity_flags(stages, sanity_rows, cfg, cascade: bool = False) -> dict:
                    "white-box numbers alone overstate robustness"}
     short, long_ = by.get("pgd-cw-short"), by.get("pgd-cw")
     if cascade:   # the short run attacked the long run's survivors
-        raised = short is not None and (short.n - int(np.sum(short.correct))
-                                        > cfg.masking_tolerance * len(by["clean"].correct))
+        raised = short is not None and short.broken > cfg.masking_tolerance * len(by["clean"].correct)
     else:
         raised = short is not None and long_ is not None and long_.accuracy > short.accuracy + cfg.masking_tolerance
     flags["more_steps_raise_accuracy"] = {

@@ -282,7 +282,7 @@ def _strongest(stages, cascade: bool) -> str:
     """The attack stage with the lowest accuracy; in cascade mode the one that broke most images
     (the accuracies there are over different images)."""
     if cascade:
-        return max(stages, key=lambda s: s.n - int(np.sum(s.correct))).name
+        return max(stages, key=lambda s: s.broken).name
     return min(stages, key=lambda s: s.accuracy).name
 
 
