@@ -177,13 +177,15 @@ class CGANConfig(Frozen):
 @dataclass(frozen=True)
 class Protocol(Frozen):
     """Sizes of a Table I run: clean training images per attack (``n_train``; ``None`` = all),
-    smaller subsets for some attacks (``train_subset``) and the C&W test images (``cw_test``);
-    the attacks it trains and evaluates on, at ``eps`` (``None``: each attack preset's); and
-    ``clean_pairs`` clean -> clean training pairs beside the attacked ones."""
+    smaller subsets for some attacks (``train_subset``); the test images of the slow attacks,
+    the first ``cw_test`` for C&W as the paper does and ``test_subset`` for any other (e.g.
+    DeepFool, AutoAttack); the attacks it trains and evaluates on, at ``eps`` (``None``: each
+    attack preset's); and ``clean_pairs`` clean -> clean training pairs beside the attacked ones."""
 
     n_train: int | None = None
     train_subset: dict = field(default_factory=dict)
     cw_test: int = 1000       # the paper's: C&W on the first 1,000 test images
+    test_subset: dict = field(default_factory=dict)
     attacks: tuple = ("fgsm", "pgd", "cw")
     eps: float | None = None
     # the first N clean training images also as clean -> clean pairs, so the purifier learns to
@@ -198,6 +200,10 @@ class Protocol(Frozen):
     def train_images(self, attack: str) -> int | None:
         """How many of the clean training images ``attack`` is crafted on (``None`` = all)."""
         return self.train_subset.get(attack, self.n_train)
+
+    def test_images(self, attack: str) -> int | None:
+        """How many of the first test images ``attack`` is evaluated on (``None`` = all)."""
+        return self.test_subset.get(attack, self.cw_test if attack == "cw" else None)
 
 
 

@@ -257,6 +257,14 @@ def test_train_config_file_repeats_the_run(tmp_path, capsys):
                                                   "--n-test", "16"))
     assert not fresh and evaluated.purifier == run.purifier and evaluated.cfg.seed == 3
     assert (evaluated.protocol.cw_test, evaluated.cfg.n_test) == (4, 16)
+    # the held-out attack and a slow one evaluated on the first test images only, as C&W is
+    evaluated, _ = train.evaluation_run(parse("evaluate", "--out", str(tmp_path), "--attacks", "fgsm,cw,deepfool",
+                                              "--test-subset", "deepfool=5"))
+    p = evaluated.protocol
+    assert p.test_subset == {"deepfool": 5} and p.attacks == ("fgsm", "cw", "deepfool")
+    assert [p.test_images(a) for a in p.attacks] == [None, run.protocol.cw_test, 5]
+    with pytest.raises(SystemExit, match="--test-subset item 'bim=5'"):
+        train.evaluation_run(parse("evaluate", "--out", str(tmp_path), "--test-subset", "bim=5"))
     with pytest.raises(SystemExit, match="--dataset fashion_mnist, not mnist"):
         train.evaluation_run(parse("evaluate", "--out", str(tmp_path), "--dataset", "mnist"))
 

@@ -89,14 +89,14 @@ def attack_names(spec: str) -> list[str]:
     return found
 
 
-def subsets(spec: str | None, attacks: list[str]) -> dict[str, int]:
+def subsets(spec: str | None, attacks: list[str], flag: str = "--train-subset") -> dict[str, int]:
     """``"cw=1000,pgd=20000"`` -> ``{"cw": 1000, "pgd": 20000}`` (attacks must be among ``attacks``)."""
     out = {}
     for item in filter(None, (s.strip() for s in (spec or "").split(","))):
         name, _, n = item.partition("=")
         name = name.strip().lower()
         if name not in attacks or not n.strip().isdigit() or int(n) < 1:
-            raise SystemExit(f"error: --train-subset item {item!r} must be ATTACK=N with ATTACK in {attacks} "
+            raise SystemExit(f"error: {flag} item {item!r} must be ATTACK=N with ATTACK in {attacks} "
                              f"and N a positive integer")
         out[name] = int(n)
     return out
@@ -207,6 +207,9 @@ def _table1(args) -> dict:
         found["attacks"] = tuple(attack_names(args.attacks))
     if getattr(args, "train_subset", None) is not None:
         found["train_subset"] = subsets(args.train_subset, list(found.get("attacks", Protocol().attacks)))
+    if getattr(args, "test_subset", None) is not None:
+        found["test_subset"] = subsets(args.test_subset, list(found.get("attacks", Protocol().attacks)),
+                                       "--test-subset")
     return found
 
 

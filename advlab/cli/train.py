@@ -22,7 +22,8 @@ from advlab.cli import common
 
 SHARED = ("dataset", "scale", "budget", "out", "data_dir", "quiet", "attacks", "eps", "n_test")
 # the flags that size a train run: all of them are in run_config.json, so --config takes none
-SIZING = ("dataset", "scale", "budget", "seed", "attacks", "eps", "n_train", "n_test", "cw_subset", "batch_size",
+SIZING = ("dataset", "scale", "budget", "seed", "attacks", "eps", "n_train", "n_test", "cw_subset", "test_subset",
+          "batch_size",
           "size", "epochs", "perceptual", "residual_blocks", "base_filters", "max_filters", "disc_blocks",
           "learning_rate", "lr_decay_start", "train_subset", "lambda_l1", "lambda_perc", "schedule",
           "mixed_precision", "clean_pairs")
@@ -96,6 +97,9 @@ def _add_run_flags(p) -> None:
                       attacks={"default": None, "help": "comma-separated attack names (default: the paper's "
                                                         "fgsm,pgd,cw)"})
     p.add_argument("--cw-subset", type=int, default=None, help="evaluate C&W on the first N test images only")
+    p.add_argument("--test-subset", default=None, metavar="ATTACK=N[,ATTACK=N]",
+                   help="evaluate these slow attacks on the first N test images only, e.g. "
+                        "deepfool=1000,autoattack=1000 (C&W: --cw-subset)")
 
 
 def _timings(out: Path, **new) -> dict:
@@ -153,6 +157,9 @@ def evaluation_run(args):
     protocol = common.given(args, {"cw_subset": "cw_test", "eps": "eps"})
     if args.attacks:
         protocol["attacks"] = tuple(common.attack_names(args.attacks))
+    if args.test_subset is not None:
+        protocol["test_subset"] = common.subsets(args.test_subset, list(protocol.get("attacks", run.protocol.attacks)),
+                                                 "--test-subset")
     cfg = run.cfg.replace(n_test=args.n_test) if args.n_test is not None else run.cfg
     return run.replace(cfg=cfg, protocol=run.protocol.replace(**protocol)), False
 
@@ -234,7 +241,7 @@ def _evaluate(args, run, model=None) -> dict:
     x, y = data.load(run.dataset, "test", source=cfg.data_source, limit=cfg.n_test)
     by_attack = {}
     for a in protocol.attacks:
-        k = len(x) if a != "cw" or protocol.cw_test is None else min(protocol.cw_test, len(x))
+        k = min(protocol.test_images(a) or len(x), len(x))
         x_adv = adversarial(args.out, "test", a, model, x[:k], y[:k], run, not args.quiet)
         by_attack[a] = x_adv if k == len(x) else (x_adv, x[:k], y[:k])
     info_path = args.out / "train_info.json"
