@@ -97,6 +97,18 @@ def test_cli_rejects_unknown_experiment():
         build_parser().parse_args(["experiment", "table9"])
 
 
+@pytest.mark.parametrize("argv, message", [
+    (["experiment", "matrix", "--arch", "mnist_lenet"], "--arch applies to the transfer experiment only"),
+    (["experiment", "transfer", "--arch", "resnet9"], "'resnet9' is not a classifier architecture"),
+    (["experiment", "ablation", "--purifier-run", "runs/x"], "--purifier-run applies to the sweeps, grids and transfer"),
+])
+def test_experiment_refuses_flags_that_do_not_apply_before_any_work(argv, message):
+    from advlab import cli
+
+    with pytest.raises(SystemExit, match=message):
+        cli.main(argv)
+
+
 def test_estimate_arithmetic_with_fixed_probe_costs(monkeypatch):
     from advlab.experiments import estimate
 
@@ -197,3 +209,39 @@ def test_lab_trains_the_scales_purifier_with_the_plans_fields_then_loads_it():
     assert stats["n_pairs"] == 8 and stats["epochs"] == 1 and purifier.trainer is None
     again, _ = lab.purifier("fgsm", epochs=1, return_stats=True, **tiny)        # cached: loaded, not trained
     np.testing.assert_allclose(again(x[:2]), purifier(x[:2]), atol=1e-5)
+
+
+def test_transfer_from_another_classifier_names_its_source_and_saves_rows_and_figure(tmp_path, monkeypatch):
+    """The reverse direction of Table IV: a lab whose target is mnist_lenet attacks itself first
+    (the reference), then the plan's other classifiers; the file says where the purifier came from."""
+    import json
+
+    import keras
+
+    from advlab.experiments import generalizability, tables
+    from advlab.purifiers import KerasPurifier
+
+    monkeypatch.setenv("ADVLAB_FIGURES_DIR", str(tmp_path / "figures"))
+    monkeypatch.setenv("ADVLAB_CACHE_DIR", str(tmp_path / "cache"))
+    x = np.full((4, 4, 4, 1), 0.5, np.float32)
+    lab = pipeline.Lab("mnist", get_config("smoke"), "mnist_lenet", None, x, np.arange(4), x, np.arange(4),
+                       verbose=False)
+    lab.classifier_for = lambda arch: arch.removeprefix("mnist_")
+    attacked = []
+    lab.attack_fn = lambda split: lambda a, model, x_, y_: attacked.append((a, model)) or x_
+    monkeypatch.setattr(generalizability, "default_accuracy_fn", lambda model, x_, y_: {"lenet": 0.5}.get(model, 0.25))
+    keras.utils.set_random_seed(0)
+    purifier = KerasPurifier(keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Conv2D(1, 3, padding="same")]),
+                             name="M_run")
+    plan = resolve("smoke", job="experiments").plan.replace(transfer_archs=("mnist_cnn", "mnist_lenet"),
+                                                             transfer_attacks=("fgsm",))
+    rows = tables.run_transfer(lab, plan, purifier=purifier, tag="run7", progress=False)
+    assert [(r["source"], r["target"], r["attack"]) for r in rows] == [
+        ("mnist_lenet", "mnist_lenet", "clean"), ("mnist_lenet", "mnist_lenet", "fgsm"),
+        ("mnist_lenet", "mnist_cnn", "clean"), ("mnist_lenet", "mnist_cnn", "fgsm")]
+    assert attacked == [("fgsm", "lenet"), ("fgsm", "cnn")]            # each attack on its own target
+    assert rows[0]["no_defence"] == 0.5 and rows[2]["defence"] == 0.25
+    stem = tmp_path / "figures" / "06_transfer_mnist_smoke_from_mnist_lenet_run7"
+    saved = json.loads(stem.with_suffix(".json").read_text())
+    assert saved["rows"] == rows and saved["meta"]["purifier"] == "M_run" and "gray-box" in saved["meta"]["threat_model"]
+    assert stem.with_suffix(".csv").is_file() and stem.with_suffix(".png").stat().st_size > 0

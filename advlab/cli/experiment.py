@@ -27,6 +27,7 @@ def register(sub) -> None:
                                               "sweeps, ablation, grids, all)", [
         "advlab experiment matrix --dataset mnist --scale full --budget cpu   # Table III + versatile row",
         "advlab experiment sweeps --dataset mnist --scale full --purifier-run runs/mnist_full   # Fig. 5",
+        "advlab experiment transfer --dataset mnist --scale full --budget fast --arch mnist_lenet   # the reverse",
         "advlab experiment all --dataset mnist --scale full --estimate       # time probes, no run"],
         description=__doc__.split("\n\n")[1])
     p.add_argument("experiment", choices=tuple(EXPERIMENTS) + ("all",),
@@ -35,8 +36,11 @@ def register(sub) -> None:
                       "n_train", "n_test", "epochs", "perceptual", "size", "purifier_run",
                       dataset={"choices": ("mnist", "fashion_mnist", "cifar10")},
                       out={"help": "folder for the results (default: figures/ or $ADVLAB_FIGURES_DIR)"},
-                      purifier_run={"help": "sweeps / grids: defend with the generator of `advlab train --out DIR` "
-                                            "instead of training the plan's versatile purifier"})
+                      purifier_run={"help": "sweeps / grids / transfer: defend with the generator of `advlab train "
+                                            "--out DIR` instead of training the plan's versatile purifier"})
+    p.add_argument("--arch", default=None, metavar="ARCH",
+                   help="transfer: the classifier the purifier is trained against (default: the dataset's, "
+                        "mnist_cnn for MNIST); another one, e.g. mnist_lenet, gives the reverse direction")
     p.add_argument("--test-attacks", default=None, help="grids: comma-separated attacks (default: the plan's seven)")
     p.add_argument("--blocks", default=None, metavar="B,B,...",
                    help="ablation: the residual-block counts (default: the plan's, 0-15)")
@@ -47,8 +51,16 @@ def register(sub) -> None:
 
 
 def cmd_experiment(args) -> dict:
-    if args.purifier_run and args.experiment not in ("sweeps", "grids"):
-        raise SystemExit("error: --purifier-run applies to the sweeps and grids experiments only")
+    if args.purifier_run and args.experiment not in ("sweeps", "grids", "transfer"):
+        raise SystemExit("error: --purifier-run applies to the sweeps, grids and transfer experiments only")
+    if args.arch is not None:
+        from advlab.classifiers.archs import ARCHS   # imports keras: the run needs it next anyway
+
+        if args.experiment != "transfer":
+            raise SystemExit("error: --arch applies to the transfer experiment only (the other tables "
+                             "are named without it)")
+        if args.arch not in ARCHS:
+            raise SystemExit(f"error: --arch {args.arch!r} is not a classifier architecture; choose one of {ARCHS}")
     from advlab.io.paths import figures_dir
 
     with common.environment(ADVLAB_FIGURES_DIR=args.out.resolve() if args.out else None):
@@ -63,7 +75,7 @@ def _run(args, run, todo) -> dict:
     from advlab.experiments import pipeline, tables
     from advlab.io.paths import figures_dir
 
-    lab = pipeline.prepare(args.dataset, run.cfg, verbose=not args.quiet)
+    lab = pipeline.prepare(args.dataset, run.cfg, arch=args.arch, verbose=not args.quiet)
     progress = not args.quiet
     runners = {"matrix": partial(tables.run_matrix, progress=progress),
                "transfer": partial(tables.run_transfer, progress=progress),
@@ -76,6 +88,7 @@ def _run(args, run, todo) -> dict:
         purifier = load_purifier(args.purifier_run, name="M_tableI")
         print(f"[advlab] defending with {purifier.name} from {args.purifier_run}")
         runners.update({k: partial(runners[k], purifier=purifier) for k in ("sweeps", "grids")})
+        runners["transfer"] = partial(runners["transfer"], purifier=purifier, tag=args.purifier_run.name)
     if args.test_attacks:
         runners["grids"] = partial(runners["grids"], attacks=tuple(common.attack_names(args.test_attacks)))
     outputs = {}

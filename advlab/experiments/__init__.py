@@ -9,7 +9,7 @@ one command. Importing this package does not import TensorFlow.
 """
 from advlab.experiments.ablation import PAPER_BLOCKS, plot_ablation, residual_block_ablation, seed_summary
 from advlab.experiments.generalizability import (GeneralizabilityTable, g_metric, generalizability_matrix,
-                                                 plot_matrix, transfer_frame, transfer_table)
+                                                 plot_matrix, plot_transfer, transfer_frame, transfer_table)
 from advlab.experiments.runstate import Checkpoint
 from advlab.experiments.sweeps import (MNIST_EPS, PAPER_EPS, PAPER_ITERATIONS, eps_label, eps_sweep,
                                        iteration_sweep, plot_eps_sweep, plot_iteration_sweep, save_sweep)
@@ -17,6 +17,6 @@ from advlab.experiments.sweeps import (MNIST_EPS, PAPER_EPS, PAPER_ITERATIONS, e
 __all__ = [
     "Checkpoint", "GeneralizabilityTable", "MNIST_EPS", "PAPER_BLOCKS", "PAPER_EPS", "PAPER_ITERATIONS",
     "eps_label", "eps_sweep", "g_metric", "generalizability_matrix", "iteration_sweep", "plot_ablation",
-    "plot_eps_sweep", "plot_iteration_sweep", "plot_matrix", "residual_block_ablation", "save_sweep", "seed_summary",
+    "plot_eps_sweep", "plot_iteration_sweep", "plot_matrix", "plot_transfer", "residual_block_ablation", "save_sweep", "seed_summary",
     "transfer_frame", "transfer_table",
 ]

@@ -274,3 +274,26 @@ def plot_matrix(table: GeneralizabilityTable, title: str = ""):
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_transfer(rows: Sequence[Mapping], title: str = ""):
+    """One panel per target classifier: accuracy per attack without and with the purifier (%)."""
+    import matplotlib.pyplot as plt
+
+    targets = list(dict.fromkeys(r["target"] for r in rows))
+    attacks = list(dict.fromkeys(r["attack"] for r in rows))
+    fig, axes = plt.subplots(1, len(targets), figsize=(0.9 * len(attacks) * len(targets) + 2, 3.4),
+                             sharey=True, squeeze=False)
+    pos = np.arange(len(attacks))
+    for ax, target in zip(axes[0], targets):
+        cell = {r["attack"]: r for r in rows if r["target"] == target}
+        for shift, key, label in ((-0.2, "no_defence", "no defence"), (0.2, "defence", "purified")):
+            ax.bar(pos + shift, [100 * cell[a][key] for a in attacks], 0.4, label=label)
+        ax.set_xticks(pos, attacks, rotation=45)
+        ax.set_title(target + (" (source)" if rows and target == rows[0]["source"] else ""))
+    axes[0][0].set_ylabel("accuracy (%)")
+    axes[0][0].legend(loc="lower left", fontsize="small")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

@@ -86,21 +86,34 @@ def run_matrix(lab: Lab, plan: Plan | None = None, versatile: bool = True, progr
     return table
 
 
-def run_transfer(lab: Lab, plan: Plan | None = None, source_attacks=None, progress: bool = True):
+def run_transfer(lab: Lab, plan: Plan | None = None, source_attacks=None, purifier=None, tag: str = "",
+                 progress: bool = True):
     """Table IV: a purifier trained on adversarial examples of ``lab.arch`` (default: the
-    versatile composite of ``plan.train_attacks``), tested on attacks against each of
-    ``plan.transfer_archs``. Saves ``06_transfer_<dataset>_<scale>.{json,csv}``."""
+    versatile composite of ``plan.train_attacks``; or ``purifier``, e.g. a trained run's), tested
+    on attacks crafted against ``lab.arch`` itself (the reference) and each other classifier of
+    ``plan.transfer_archs``. Run it from a lab of another ``arch`` for the reverse direction.
+    Saves ``06_transfer_<dataset>_<scale>[_from_<arch>][_<tag>].{json,csv,png}``."""
+    from advlab import classifiers, viz
     from advlab.io import results
 
     plan = plan or plan_for(lab.cfg)
-    purifier = lab.purifier(source_attacks or plan.train_attacks, **_pkw(plan))
-    targets = {arch: lab.classifier_for(arch) for arch in plan.transfer_archs}
+    purifier = purifier or lab.purifier(source_attacks or plan.train_attacks, **_pkw(plan))
+    targets = {arch: lab.classifier_for(arch) for arch in dict.fromkeys((lab.arch,) + tuple(plan.transfer_archs))}
     name = _name("06_transfer", lab)
+    if lab.arch != classifiers.DEFAULT_ARCH[lab.dataset]:
+        name += f"_from_{lab.arch}"
+    name += f"_{tag}" if tag else ""
+    t0 = time.perf_counter()
     rows = generalizability.transfer_table(purifier, targets, lab.x_test, lab.y_test, plan.transfer_attacks,
                                            source=lab.arch, attack_fn=lab.attack_fn("test"),
-                                           checkpoint=_state(name, lab, plan), progress=progress)
-    results.save_json(rows, name, config=_config(lab, plan))
+                                           checkpoint=_state(f"{name}_{purifier_key(purifier)}", lab, plan),
+                                           progress=progress)
+    meta = {"purifier": purifier.name, "n_images": int(len(lab.x_test)), "seconds": round(time.perf_counter() - t0, 1),
+            "threat_model": "gray-box: each attack white-box on its target classifier, the purifier unknown"}
+    results.save_json({"rows": rows, "meta": meta}, name, config=_config(lab, plan))
     results.save_csv(rows, name)
+    viz.savefig(generalizability.plot_transfer(rows, f"{lab.dataset}: {purifier.name} trained on attacks "
+                                                     f"against {lab.arch}"), name)
     return rows
 
 
