@@ -85,10 +85,11 @@ def _run(args, run, todo) -> dict:
     if args.purifier_run:
         from advlab.purifiers.residual_cgan import load_purifier
 
-        purifier = load_purifier(args.purifier_run, name="M_tableI")
+        run_name = args.purifier_run.resolve().name
+        purifier = load_purifier(args.purifier_run, name=f"M_{run_name}")
         print(f"[advlab] defending with {purifier.name} from {args.purifier_run}")
         runners.update({k: partial(runners[k], purifier=purifier) for k in ("sweeps", "grids")})
-        runners["transfer"] = partial(runners["transfer"], purifier=purifier, tag=args.purifier_run.name)
+        runners["transfer"] = partial(runners["transfer"], purifier=purifier, tag=run_name)
     if args.test_attacks:
         runners["grids"] = partial(runners["grids"], attacks=tuple(common.attack_names(args.test_attacks)))
     outputs = {}

@@ -40,7 +40,7 @@ def _state(name: str, lab: Lab, plan: Plan):
 def purifier_key(purifier) -> str:
     """``purifier.name`` plus a digest of its content (:func:`advlab.io.cache.purifier_digest`),
     so a table's resumable state never reuses cells measured with another purifier of the same
-    name (e.g. two ``--purifier-run`` folders both loaded as ``M_tableI``)."""
+    name (e.g. two ``--purifier-run`` folders of the same name in different places)."""
     from advlab.io.cache import purifier_digest
 
     return f"{purifier.name}_{purifier_digest(purifier)}"
