@@ -292,8 +292,7 @@ def plot_transfer(rows: Sequence[Mapping], title: str = ""):
         ax.set_xticks(pos, attacks, rotation=45)
         ax.set_title(target + (" (source)" if rows and target == rows[0]["source"] else ""))
     axes[0][0].set_ylabel("accuracy (%)")
-    axes[0][0].legend(loc="lower left", fontsize="small")
-    if title:
-        fig.suptitle(title)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="upper right", ncol=2, fontsize="small")
+    fig.suptitle(title or " ")
     fig.tight_layout()
     return fig
