@@ -265,6 +265,8 @@ def test_train_config_file_repeats_the_run(tmp_path, capsys):
     assert [p.test_images(a) for a in p.attacks] == [None, run.protocol.cw_test, 5]
     with pytest.raises(SystemExit, match="--test-subset item 'bim=5'"):
         train.evaluation_run(parse("evaluate", "--out", str(tmp_path), "--test-subset", "bim=5"))
+    with pytest.raises(SystemExit, match="cw is sized by --cw-subset"):    # one flag per number
+        train.evaluation_run(parse("evaluate", "--out", str(tmp_path), "--test-subset", "cw=5"))
     with pytest.raises(SystemExit, match="--dataset fashion_mnist, not mnist"):
         train.evaluation_run(parse("evaluate", "--out", str(tmp_path), "--dataset", "mnist"))
 

@@ -98,9 +98,11 @@ def test_cli_rejects_unknown_experiment():
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["experiment", "matrix", "--arch", "mnist_lenet"], "--arch applies to the transfer experiment only"),
+    (["experiment", "matrix", "--arch", "mnist_lenet"], "--arch applies to a transfer run only"),
     (["experiment", "transfer", "--arch", "resnet9"], "'resnet9' is not a classifier architecture"),
     (["experiment", "ablation", "--purifier-run", "runs/x"], "--purifier-run applies to the sweeps, grids and transfer"),
+    (["experiment", "transfer", "--arch", "mnist_lenet", "--purifier-run", "runs/x"], "would name the wrong source"),
+    (["experiment", "transfer", "--arch", "mnist_lenet", "--estimate"], "--arch applies to a transfer run only"),
 ])
 def test_experiment_refuses_flags_that_do_not_apply_before_any_work(argv, message):
     from advlab import cli
@@ -245,3 +247,14 @@ def test_transfer_from_another_classifier_names_its_source_and_saves_rows_and_fi
     saved = json.loads(stem.with_suffix(".json").read_text())
     assert saved["rows"] == rows and saved["meta"]["purifier"] == "M_run" and "gray-box" in saved["meta"]["threat_model"]
     assert stem.with_suffix(".csv").is_file() and stem.with_suffix(".png").stat().st_size > 0
+
+
+def test_a_purifier_run_names_its_results_after_the_run_folder(tmp_path):
+    from advlab.cli.experiment import purifier_run_name
+
+    run = tmp_path / "mnist_versatile7"
+    run.mkdir()
+    (run / "generator.keras").write_bytes(b"")
+    assert purifier_run_name(run) == purifier_run_name(run / "generator.keras") == "mnist_versatile7"
+    with pytest.raises(SystemExit, match="no folder name"):
+        purifier_run_name("/")

@@ -89,17 +89,26 @@ def attack_names(spec: str) -> list[str]:
     return found
 
 
-def subsets(spec: str | None, attacks: list[str], flag: str = "--train-subset") -> dict[str, int]:
-    """``"cw=1000,pgd=20000"`` -> ``{"cw": 1000, "pgd": 20000}`` (attacks must be among ``attacks``)."""
+def subsets(spec: str | None, attacks: list[str], flag: str = "--train-subset",
+            elsewhere: dict | None = None) -> dict[str, int]:
+    """``"cw=1000,pgd=20000"`` -> ``{"cw": 1000, "pgd": 20000}`` (attacks must be among ``attacks``;
+    ``elsewhere`` names the attacks another flag sizes, ``{attack: flag}``, refused here)."""
     out = {}
     for item in filter(None, (s.strip() for s in (spec or "").split(","))):
         name, _, n = item.partition("=")
         name = name.strip().lower()
+        if name in (elsewhere or {}):
+            raise SystemExit(f"error: {flag} item {item!r}: {name} is sized by {elsewhere[name]}")
         if name not in attacks or not n.strip().isdigit() or int(n) < 1:
             raise SystemExit(f"error: {flag} item {item!r} must be ATTACK=N with ATTACK in {attacks} "
                              f"and N a positive integer")
         out[name] = int(n)
     return out
+
+
+def evaluation_subsets(spec: str, attacks) -> dict[str, int]:
+    """``--test-subset``: per-attack test images; C&W's are ``--cw-subset`` (the paper's protocol)."""
+    return subsets(spec, list(attacks), "--test-subset", elsewhere={"cw": "--cw-subset"})
 
 
 def purifier_widths(size: str) -> dict:
@@ -208,8 +217,7 @@ def _table1(args) -> dict:
     if getattr(args, "train_subset", None) is not None:
         found["train_subset"] = subsets(args.train_subset, list(found.get("attacks", Protocol().attacks)))
     if getattr(args, "test_subset", None) is not None:
-        found["test_subset"] = subsets(args.test_subset, list(found.get("attacks", Protocol().attacks)),
-                                       "--test-subset")
+        found["test_subset"] = evaluation_subsets(args.test_subset, found.get("attacks", Protocol().attacks))
     return found
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from functools import partial
+from pathlib import Path
 
 from advlab.cli import common
 
@@ -54,11 +55,14 @@ def cmd_experiment(args) -> dict:
     if args.purifier_run and args.experiment not in ("sweeps", "grids", "transfer"):
         raise SystemExit("error: --purifier-run applies to the sweeps, grids and transfer experiments only")
     if args.arch is not None:
+        if args.experiment != "transfer" or args.estimate:
+            raise SystemExit("error: --arch applies to a transfer run only (the other tables are named "
+                             "without it, and --estimate probes the default classifier)")
+        if args.purifier_run:
+            raise SystemExit("error: --arch with --purifier-run: a train run's purifier was trained against the "
+                             "dataset's default classifier, so the table would name the wrong source")
         from advlab.classifiers.archs import ARCHS   # imports keras: the run needs it next anyway
 
-        if args.experiment != "transfer":
-            raise SystemExit("error: --arch applies to the transfer experiment only (the other tables "
-                             "are named without it)")
         if args.arch not in ARCHS:
             raise SystemExit(f"error: --arch {args.arch!r} is not a classifier architecture; choose one of {ARCHS}")
     from advlab.io.paths import figures_dir
@@ -85,7 +89,7 @@ def _run(args, run, todo) -> dict:
     if args.purifier_run:
         from advlab.purifiers.residual_cgan import load_purifier
 
-        run_name = args.purifier_run.resolve().name
+        run_name = purifier_run_name(args.purifier_run)
         purifier = load_purifier(args.purifier_run, name=f"M_{run_name}")
         print(f"[advlab] defending with {purifier.name} from {args.purifier_run}")
         runners.update({k: partial(runners[k], purifier=purifier) for k in ("sweeps", "grids")})
@@ -101,6 +105,16 @@ def _run(args, run, todo) -> dict:
             print(out.to_frame("accuracy").to_string())
             print(out.to_frame("G").to_string())
     return outputs
+
+
+def purifier_run_name(path) -> str:
+    """The run folder's name, which names the purifier and the transfer table it makes (the
+    folder's, also when ``path`` is its ``generator.keras``)."""
+    path = Path(path).resolve()
+    name = (path.parent if path.is_file() else path).name
+    if not name:
+        raise SystemExit(f"error: --purifier-run {path} has no folder name to name the results after")
+    return name
 
 
 def _estimate(dataset: str, run, todo) -> dict[str, list[dict]]:

@@ -158,8 +158,8 @@ def evaluation_run(args):
     if args.attacks:
         protocol["attacks"] = tuple(common.attack_names(args.attacks))
     if args.test_subset is not None:
-        protocol["test_subset"] = common.subsets(args.test_subset, list(protocol.get("attacks", run.protocol.attacks)),
-                                                 "--test-subset")
+        attacks = protocol.get("attacks", run.protocol.attacks)
+        protocol["test_subset"] = common.evaluation_subsets(args.test_subset, attacks)
     cfg = run.cfg.replace(n_test=args.n_test) if args.n_test is not None else run.cfg
     return run.replace(cfg=cfg, protocol=run.protocol.replace(**protocol)), False
 
