@@ -12,7 +12,8 @@ from advlab import budgets, config
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "config_reference.json").read_text())
 # fields added since the reference was dumped, at their defaults (the CLI's --attacks / --eps went into the protocol)
-ADDED = {"protocol": {"attacks": ["fgsm", "pgd", "cw"], "eps": None, "clean_pairs": 0}, "purifier": {"seed": 0},
+ADDED = {"protocol": {"attacks": ["fgsm", "pgd", "cw"], "eps": None, "clean_pairs": 0, "test_subset": {}},
+         "purifier": {"seed": 0},
          "plan": {"ablation_seeds": None}}
 
 
