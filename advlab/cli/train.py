@@ -23,8 +23,7 @@ from advlab.cli import common
 SHARED = ("dataset", "scale", "budget", "out", "data_dir", "quiet", "attacks", "eps", "n_test")
 # the flags that size a train run: all of them are in run_config.json, so --config takes none
 SIZING = ("dataset", "scale", "budget", "seed", "attacks", "eps", "n_train", "n_test", "cw_subset", "test_subset",
-          "batch_size",
-          "size", "epochs", "perceptual", "residual_blocks", "base_filters", "max_filters", "disc_blocks",
+          "batch_size", "size", "epochs", "perceptual", "residual_blocks", "base_filters", "max_filters", "disc_blocks",
           "learning_rate", "lr_decay_start", "train_subset", "lambda_l1", "lambda_perc", "schedule",
           "mixed_precision", "clean_pairs")
 DEFAULT_DATASET = "mnist"

@@ -17,6 +17,6 @@ from advlab.experiments.sweeps import (MNIST_EPS, PAPER_EPS, PAPER_ITERATIONS, e
 __all__ = [
     "Checkpoint", "GeneralizabilityTable", "MNIST_EPS", "PAPER_BLOCKS", "PAPER_EPS", "PAPER_ITERATIONS",
     "eps_label", "eps_sweep", "g_metric", "generalizability_matrix", "iteration_sweep", "plot_ablation",
-    "plot_eps_sweep", "plot_iteration_sweep", "plot_matrix", "plot_transfer", "residual_block_ablation", "save_sweep", "seed_summary",
-    "transfer_frame", "transfer_table",
+    "plot_eps_sweep", "plot_iteration_sweep", "plot_matrix", "plot_transfer", "residual_block_ablation",
+    "save_sweep", "seed_summary", "transfer_frame", "transfer_table",
 ]
