@@ -21,6 +21,23 @@ def test_mae_and_psnr_by_hand():
     assert evaluation.psnr(x, x)[0] == evaluation.PSNR_CAP_DB
 
 
+def test_error_by_tone_by_hand():
+    # one image of 4 pixels: dark 0, mid 0.5, bright 1, bright 1
+    x = np.array([0.0, 0.5, 1.0, 1.0], np.float32).reshape(1, 2, 2, 1)
+    x_pur = x + np.array([0.1, 0.2, 0.0, 0.0], np.float32).reshape(1, 2, 2, 1)   # errors 0.01, 0.04
+    tones = evaluation.error_by_tone(x, x_pur)
+    assert tones["pixels_dark"] == 0.25 and tones["pixels_mid"] == 0.25 and tones["pixels_bright"] == 0.5
+    np.testing.assert_allclose([tones["mse_share_dark"], tones["mse_share_mid"], tones["mse_share_bright"]],
+                               [0.2, 0.8, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(tones["psnr_without_mid"], -10 * math.log10(0.01 / 4), rtol=1e-5)
+    np.testing.assert_allclose(tones["psnr_without_dark"], -10 * math.log10(0.04 / 4), rtol=1e-5)
+    # fixing bright pixels (no error there) changes nothing: the overall PSNR
+    np.testing.assert_allclose(tones["psnr_without_bright"], evaluation.psnr(x, x_pur)[0], rtol=1e-5)
+    assert evaluation.error_by_tone(x, x)["mse_share_mid"] == 0.0
+    with pytest.raises(ValueError, match="dark"):
+        evaluation.error_by_tone(x, x_pur, dark=0.9, bright=0.5)
+
+
 def test_ssim_identity_and_noise():
     rng = np.random.default_rng(0)
     x = rng.random((3, 28, 28, 1)).astype(np.float32)

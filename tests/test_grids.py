@@ -45,6 +45,8 @@ def test_restoration_quality_rows(images):
     assert fgsm["psnr_restored"] == pytest.approx(100.0) and fgsm["mae_restored"] == 0.0
     assert rows[1]["psnr_attacked"] == pytest.approx(20.0)              # +0.1 everywhere
     assert fgsm["psnr_attacked"] < rows[1]["psnr_attacked"]
+    assert fgsm["mse_share_mid"] == 0.0 and 0.0 <= fgsm["pixels_mid"] <= 1.0   # exact: no error anywhere
+    assert fgsm["psnr_without_mid"] == pytest.approx(100.0)
     path = viz.savefig(grids.quality_bars(rows), "09_quality_test")
     assert path.name == "09_quality_test.png"
 

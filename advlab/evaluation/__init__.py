@@ -43,6 +43,27 @@ def psnr(x, y, max_val: float = 1.0) -> np.ndarray:
     return np.minimum(value, PSNR_CAP_DB)
 
 
+def error_by_tone(x, x_pur, dark: float = 0.05, bright: float = 0.95) -> dict:
+    """Where a restoration's squared error lies, by the tone of the *clean* pixel: ``dark``
+    (``x <= dark``, e.g. MNIST's background), ``bright`` (``x >= bright``) and ``mid`` (the rest:
+    stroke edges and textures). For each tone: its share of the pixels, its share of the summed
+    squared error, and ``psnr_without_<tone>``, the mean PSNR had those pixels been restored
+    exactly, which bounds what fixing that tone alone could gain."""
+    x, x_pur = _pair(x, x_pur)
+    if not 0.0 <= dark < bright <= 1.0:
+        raise ValueError(f"need 0 <= dark < bright <= 1, got dark={dark}, bright={bright}.")
+    err = np.square(x_pur.astype(np.float64) - x)
+    total = err.sum()
+    out = {}
+    for tone, mask in (("dark", x <= dark), ("mid", (x > dark) & (x < bright)), ("bright", x >= bright)):
+        out[f"pixels_{tone}"] = float(mask.mean())
+        out[f"mse_share_{tone}"] = float(err[mask].sum() / total) if total > 0 else 0.0
+        rest = np.where(mask, 0.0, err).reshape(len(x), -1).mean(1)
+        with np.errstate(divide="ignore"):
+            out[f"psnr_without_{tone}"] = float(np.minimum(-10.0 * np.log10(rest), PSNR_CAP_DB).mean())
+    return out
+
+
 def ssim(x, y, max_val: float = 1.0, batch_size: int = 512) -> np.ndarray:
     """Structural similarity per image (``tf.image.ssim``, Gaussian window up to 11 px)."""
     import tensorflow as tf

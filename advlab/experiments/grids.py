@@ -113,7 +113,12 @@ def save_before_after_grids(classifier, purifier: Callable, x, y, x_adv_by_attac
 
 
 def restoration_quality(x, x_adv_by_attack: Mapping[str, np.ndarray], purifier: Callable) -> list[dict]:
-    """Mean PSNR (dB) and MAE of attacked and of restored images vs the clean ones, per attack."""
+    """Mean PSNR (dB) and MAE of attacked and of restored images vs the clean ones, per attack,
+    and where the restored images' error lies: ``mse_share_mid`` (the share of squared error on
+    mid-tone clean pixels, i.e. edges and textures) and ``psnr_without_mid`` (the PSNR had those
+    pixels been restored exactly; :func:`advlab.evaluation.error_by_tone`)."""
+    from advlab.evaluation import error_by_tone
+
     x = np.asarray(x)
     rows = []
     for attack, x_adv in x_adv_by_attack.items():
@@ -124,6 +129,8 @@ def restoration_quality(x, x_adv_by_attack: Mapping[str, np.ndarray], purifier: 
                      "psnr_restored": float(psnr_per_image(x, x_pur).mean()),
                      "mae_attacked": float(mae_per_image(x, x_adv).mean()),
                      "mae_restored": float(mae_per_image(x, x_pur).mean())})
+        tones = error_by_tone(x, x_pur)
+        rows[-1].update({k: tones[k] for k in ("pixels_mid", "mse_share_mid", "psnr_without_mid")})
     return rows
 
 
