@@ -34,6 +34,18 @@ def test_error_by_tone_by_hand():
     # fixing bright pixels (no error there) changes nothing: the overall PSNR
     np.testing.assert_allclose(tones["psnr_without_bright"], evaluation.psnr(x, x_pur)[0], rtol=1e-5)
     assert evaluation.error_by_tone(x, x)["mse_share_mid"] == 0.0
+    assert evaluation.error_by_tone(x, x)["psnr_without_mid"] == evaluation.PSNR_CAP_DB
+    # thresholds are inclusive: a pixel at exactly `dark` is dark
+    assert evaluation.error_by_tone(np.full((1, 1, 1, 1), 0.05, np.float32),
+                                    np.zeros((1, 1, 1, 1), np.float32))["mse_share_dark"] == 1.0
+    # two images: shares are pooled over the batch, psnr_without_* is a mean of per-image PSNRs
+    x2 = np.concatenate([x, x])
+    err2 = np.concatenate([x_pur, x + np.array([0.0, 0.1, 0.0, 0.0], np.float32).reshape(1, 2, 2, 1)])
+    two = evaluation.error_by_tone(x2, err2)
+    np.testing.assert_allclose(two["mse_share_mid"], (0.04 + 0.01) / (0.05 + 0.01), rtol=1e-5)
+    # image 1 without mid-tones keeps 0.01 / 4; image 2 has no error left (the cap)
+    np.testing.assert_allclose(two["psnr_without_mid"],
+                               (-10 * math.log10(0.01 / 4) + evaluation.PSNR_CAP_DB) / 2, rtol=1e-5)
     with pytest.raises(ValueError, match="dark"):
         evaluation.error_by_tone(x, x_pur, dark=0.9, bright=0.5)
 

@@ -45,8 +45,14 @@ def test_restoration_quality_rows(images):
     assert fgsm["psnr_restored"] == pytest.approx(100.0) and fgsm["mae_restored"] == 0.0
     assert rows[1]["psnr_attacked"] == pytest.approx(20.0)              # +0.1 everywhere
     assert fgsm["psnr_attacked"] < rows[1]["psnr_attacked"]
-    assert fgsm["mse_share_mid"] == 0.0 and 0.0 <= fgsm["pixels_mid"] <= 1.0   # exact: no error anywhere
-    assert fgsm["psnr_without_mid"] == pytest.approx(100.0)
+    assert fgsm["mse_share_mid"] == 0.0 and fgsm["psnr_without_mid"] == pytest.approx(100.0)  # exact
+    assert fgsm["pixels_mid"] == pytest.approx(float(((x > 0.05) & (x < 0.95)).mean()))
+    # a purifier that errs only on mid-tone clean pixels: all of its error is there
+    mid = (x > 0.05) & (x < 0.95)
+    assert mid.any()
+    off_on_mid = grids.restoration_quality(x, {"pgd": x_adv["pgd"]}, lambda z: np.where(mid, 1.0 - x, x))[0]
+    assert off_on_mid["mse_share_mid"] == pytest.approx(1.0)
+    assert off_on_mid["psnr_without_mid"] == pytest.approx(100.0)
     path = viz.savefig(grids.quality_bars(rows), "09_quality_test")
     assert path.name == "09_quality_test.png"
 

@@ -48,7 +48,11 @@ def error_by_tone(x, x_pur, dark: float = 0.05, bright: float = 0.95) -> dict:
     (``x <= dark``, e.g. MNIST's background), ``bright`` (``x >= bright``) and ``mid`` (the rest:
     stroke edges and textures). For each tone: its share of the pixels, its share of the summed
     squared error, and ``psnr_without_<tone>``, the mean PSNR had those pixels been restored
-    exactly, which bounds what fixing that tone alone could gain."""
+    exactly, which bounds what fixing that tone alone could gain.
+
+    Pixel and error shares are pooled over the batch (for RGB, over channel values); with no
+    error at all every share is 0. ``psnr_without_<tone>`` is a mean of per-image PSNRs capped at
+    ``PSNR_CAP_DB``, so an image whose whole error lies in that tone counts as the cap."""
     x, x_pur = _pair(x, x_pur)
     if not 0.0 <= dark < bright <= 1.0:
         raise ValueError(f"need 0 <= dark < bright <= 1, got dark={dark}, bright={bright}.")
