@@ -62,9 +62,7 @@ def error_by_tone(x, x_pur, dark: float = 0.05, bright: float = 0.95) -> dict:
     for tone, mask in (("dark", x <= dark), ("mid", (x > dark) & (x < bright)), ("bright", x >= bright)):
         out[f"pixels_{tone}"] = float(mask.mean())
         out[f"mse_share_{tone}"] = float(err[mask].sum() / total) if total > 0 else 0.0
-        rest = np.where(mask, 0.0, err).reshape(len(x), -1).mean(1)
-        with np.errstate(divide="ignore"):
-            out[f"psnr_without_{tone}"] = float(np.minimum(-10.0 * np.log10(rest), PSNR_CAP_DB).mean())
+        out[f"psnr_without_{tone}"] = float(psnr(np.where(mask, x, x_pur), x).mean())
     return out
 
 
