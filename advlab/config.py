@@ -26,7 +26,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from advlab.budgets import BUDGETS, SCALES
+from advlab.budgets import BUDGETS, RECIPES, SCALES
 
 SCALE_ENV = "ADVLAB_SCALE"
 BUDGET_ENV = "ADVLAB_BUDGET"
@@ -409,7 +409,8 @@ def resolve(scale: str | None = None, budget: str | None = None, job: str = "sca
     scale = _scale(scale)
     budget = "smoke" if scale == "smoke" else resolve_budget(budget, verbose=budget is None)
     table = BUDGETS[budget]
-    this = table.get(job, {})
+    this, recipe = table.get(job, {}), RECIPES.get((dataset, budget), {}).get(job, {})
+    this = {section: {**this.get(section, {}), **recipe.get(section, {})} for section in {*this, *recipe}}
     sections = {"cfg": LabConfig, "purifier": CGANConfig,
                 **({"protocol": Protocol} if job == "table1" else {}),
                 **({"plan": PLANS[job]} if job in PLANS else {})}

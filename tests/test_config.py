@@ -96,7 +96,7 @@ def test_bad_overrides_and_arguments_say_what_is_valid():
 
 def test_budget_table_is_one_short_file_with_each_cpu_setting_once():
     source = Path(budgets.__file__).read_text()
-    assert source.count("\n") < 100
+    assert source.count("\n") < 110
     cpu_node = next(v for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Dict)
                     for k, v in zip(node.keys, node.values) if isinstance(k, ast.Constant) and k.value == "cpu")
     written = []            # every (name, value) written inside the cpu block
@@ -108,6 +108,21 @@ def test_budget_table_is_one_short_file_with_each_cpu_setting_once():
     leaves = [(k, v) for d in entries for k, v in d.items()]
     assert leaves and sorted(map(repr, leaves)) == sorted(map(repr, written))
     assert all(written.count(pair) == 1 for pair in written), "a cpu setting is written twice"
+
+
+def test_a_dataset_recipe_changes_its_dataset_and_budget_only_and_flags_still_win():
+    fashion = config.resolve("full", "fast", job="table1", dataset="fashion_mnist")
+    assert fashion.protocol.clean_pairs == 20000 and fashion.purifier.epochs == 4
+    assert fashion.protocol.train_subset == {"pgd": 40000, "cw": 1000}
+    assert fashion.purifier.residual_blocks == 3 and fashion.purifier.lambda_perc == 100.0   # the rest: fast's
+    for dataset, budget in [("mnist", "fast"), ("fashion_mnist", "cpu"), (None, "fast")]:
+        run = config.resolve("full", budget, job="table1", dataset=dataset)
+        assert run.protocol.clean_pairs == 0 and run.purifier.epochs == 3, (dataset, budget)
+        assert run.protocol.train_subset == {"pgd": 20000, "cw": 1000}
+    assert config.resolve("full", "fast", job="experiments", dataset="fashion_mnist").plan == \
+        config.resolve("full", "fast", job="experiments", dataset="mnist").plan     # Table I only
+    flags = config.resolve("full", "fast", job="table1", dataset="fashion_mnist", clean_pairs=0, purifier__epochs=3)
+    assert (flags.protocol.clean_pairs, flags.purifier.epochs) == (0, 3)
 
 
 def test_the_old_knob_objects_are_gone():
