@@ -35,6 +35,15 @@ def test_explorer_widget_updates(mnist_cnn, mnist_sample, static):
     assert box.eps.disabled and box.last_info["attack"] == "deepfool" and box.last_info["eps"] is None
     box.index.value = 3
     assert box.last_info["true"] == str(y[3])
+    if not static:   # the figure is PNG bytes in an Image widget, redrawn on each change; no Output
+        # widget, whose updates nbclient answers on the shell channel (a race that hung nbmake)
+        import ipywidgets
+
+        view = box.children[1]
+        assert isinstance(view, ipywidgets.Image) and bytes(view.value).startswith(b"\x89PNG\r\n\x1a\n")
+        before = bytes(view.value)
+        box.index.value = 1
+        assert bytes(view.value) != before
     with pytest.raises(ValueError, match="one label per image"):
         widgets.attack_explorer(mnist_cnn, x[:4], y[:3])
 

@@ -22,10 +22,8 @@ def purification_browser(classifier, purifier: Callable, x, y, x_adv_by_attack: 
     ipywidgets is missing (or ``static=True``) the controls are static stand-ins
     (:mod:`advlab.viz.static_widgets`): setting ``box.index.value`` draws the next image.
     """
-    import matplotlib.pyplot as plt
-
     from advlab.experiments import grids
-    from advlab.viz.static_widgets import controls
+    from advlab.viz.static_widgets import controls, show_figure
 
     if not x_adv_by_attack:
         raise ValueError("x_adv_by_attack must map at least one attack name to adversarial images")
@@ -36,7 +34,7 @@ def purification_browser(classifier, purifier: Callable, x, y, x_adv_by_attack: 
     w = controls(static)
     attack = w.Dropdown(options=list(x_adv_by_attack), description="attack")
     index = w.IntSlider(value=0, min=0, max=len(x) - 1, description="image", continuous_update=False)
-    out = w.Output()
+    view = w.Image(format="png")
 
     def show(*_):
         i = index.value
@@ -44,16 +42,12 @@ def purification_browser(classifier, purifier: Callable, x, y, x_adv_by_attack: 
         xc = x[i:i + 1]
         xp = np.asarray(purifier(xa))
         pred = [grids._predict(predict_fn, classifier, v) for v in (xc, xa, xp)]
-        with out:
-            out.clear_output(wait=True)
-            fig = grids.before_after_grid(xc, xa, xp, y[i:i + 1], *pred, n=1, class_names=class_names,
-                                          title=f"{attack.value}, test image {i}")
-            plt.show()
-            plt.close(fig)
+        show_figure(view, grids.before_after_grid(xc, xa, xp, y[i:i + 1], *pred, n=1, class_names=class_names,
+                                                  title=f"{attack.value}, test image {i}"))
 
     attack.observe(show, names="value")
     index.observe(show, names="value")
-    box = w.VBox([w.HBox([attack, index]), out])
+    box = w.VBox([w.HBox([attack, index]), view])
     box.attack, box.index, box.show = attack, index, show
     show()
     return box

@@ -1,7 +1,7 @@
 """Where ipywidgets is missing, the explorers degrade to static figures.
 
 :func:`controls` returns the ``ipywidgets`` module, or this module's stand-ins with the same
-constructor names (``Dropdown``, ``FloatSlider``, ``IntSlider``, ``Output``, ``HBox``, ``VBox``).
+constructor names (``Dropdown``, ``FloatSlider``, ``IntSlider``, ``Image``, ``HBox``, ``VBox``).
 A stand-in control holds a ``value`` and calls its observers when it changes, so the explorer
 code runs unchanged: it draws its first figure as a plain (static) matplotlib output, and
 setting ``box.index.value = 3`` in a later cell draws the next one. No sliders, nothing to
@@ -9,6 +9,7 @@ break on a page reload.
 """
 from __future__ import annotations
 
+import io
 import types
 
 INSTALL_HINT = "pip install ipywidgets (and reload the page) for the interactive controls"
@@ -62,17 +63,33 @@ class _Control:
         return f"{self.description or type(self).__name__}={self._value!r}"
 
 
-class _Output:
-    """Figures drawn inside ``with out:`` go straight to the cell's output."""
+class _Image:
+    """Stand-in of ``ipywidgets.Image``: :func:`show_figure` sends figures to the cell's output."""
 
-    def __enter__(self):
-        return self
+    def __init__(self, **_):
+        self.value = b""
 
-    def __exit__(self, *exc):
-        return False
 
-    def clear_output(self, wait: bool = False):
-        pass
+def show_figure(view, fig) -> None:
+    """Draw the matplotlib figure ``fig`` into ``view`` and close it. ``view`` is the explorer's
+    ``w.Image(format="png")``: with ipywidgets it shows the figure as PNG bytes; the static
+    stand-in sends the figure to the cell's output instead.
+
+    Why not an ``Output`` widget and ``plt.show()`` inside it: while a cell runs, nbclient (and
+    so nbmake and nbconvert) answers an Output widget's updates on the kernel's shell channel,
+    where it is also waiting for the cell's reply; the race can hang a notebook run for good
+    (jupyter/nbclient#312, seen here on notebook 01 under nbmake). An Image widget only sends.
+    """
+    import matplotlib.pyplot as plt
+
+    if isinstance(view, _Image):
+        plt.figure(fig.number)      # plt.show() shows the current figure
+        plt.show()
+    else:
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", bbox_inches="tight")
+        view.value = buffer.getvalue()
+    plt.close(fig)
 
 
 class _Box:
@@ -94,4 +111,4 @@ class _Box:
 
 
 STATIC = types.SimpleNamespace(Dropdown=_Control, FloatSlider=_Control, IntSlider=_Control,
-                               Output=_Output, HBox=_Box, VBox=_Box)
+                               Image=_Image, HBox=_Box, VBox=_Box)

@@ -62,10 +62,8 @@ def attack_explorer(model, x, y, names: Sequence[str] | None = None, *, preset: 
     (:mod:`advlab.viz.static_widgets`): the figure is drawn once, and setting a control's
     ``value`` draws the next.
     """
-    import matplotlib.pyplot as plt
-
     from advlab import attacks
-    from advlab.viz.static_widgets import controls
+    from advlab.viz.static_widgets import controls, show_figure
 
     names = list(names or attacks.ATTACKS)
     x, y = np.asarray(x), np.asarray(y)
@@ -77,18 +75,15 @@ def attack_explorer(model, x, y, names: Sequence[str] | None = None, *, preset: 
     eps = w.FloatSlider(value=start_eps, min=0.01, max=eps_max, step=0.01, description="eps",
                         continuous_update=False, readout_format=".2f")
     index = w.IntSlider(value=0, min=0, max=len(x) - 1, description="image", continuous_update=False)
-    out = w.Output()
-    box = w.VBox([w.HBox([attack, eps, index]), out])
+    view = w.Image(format="png")
+    box = w.VBox([w.HBox([attack, eps, index]), view])
 
     def show(*_):
         eps.disabled = "eps" not in attacks.default_params(attack.value, preset)
-        with out:
-            out.clear_output(wait=True)
-            fig, info = explore(model, x, y, attack.value, None if eps.disabled else eps.value,
-                                index.value, preset=preset, params=params, class_names=class_names)
-            box.last_info = info
-            plt.show()
-            plt.close(fig)
+        fig, info = explore(model, x, y, attack.value, None if eps.disabled else eps.value,
+                            index.value, preset=preset, params=params, class_names=class_names)
+        box.last_info = info
+        show_figure(view, fig)
 
     for control in (attack, eps, index):
         control.observe(show, names="value")
