@@ -6,7 +6,7 @@ sizes the rest per job: ``smoke`` (always at smoke scale), and at full scale ``p
 papers' networks and data, meant for a GPU) or ``cpu`` (the same attacks, eps, iterations and
 test sets, CPU-sized networks and training subsets: a full MNIST job in about an hour on two
 cores) or ``fast`` (``cpu`` with 3 residual blocks instead of 7 at a quarter of the width: its
-Table I purifier trains in under 10 minutes on two cores). Each budget has a ``purifier`` entry shared by every job, then per job (``table1``,
+MNIST Table I purifier trains in under 10 minutes on two cores). Each budget has a ``purifier`` entry shared by every job, then per job (``table1``,
 ``experiments``, ``comparison``) entries for its ``cfg`` (LabConfig), ``purifier``
 (CGANConfig), ``protocol`` or ``plan``. What a budget leaves out is the default of those
 classes (the papers' settings). ``RECIPES`` adjusts a budget's job for one dataset. ``WIDTHS``
@@ -96,6 +96,6 @@ BUDGETS["fast"]["purifier"].update(**WIDTHS["narrow"], disc_residual_blocks=None
 
 # Per (dataset, budget), over that budget's job entries. Fashion-MNIST: a purifier trained on
 # attacked clothes only over-corrects clean ones (-7.6 points clean); clean -> clean pairs, fewer
-# PGD pairs and a 4th epoch give Table I at -1.4 (figures/full/table1_fashion_mnist_fast_*.json)
+# PGD pairs and a 4th epoch give Table I at -1.4 (figures/full/table1_fashion_mnist_fast_default.json)
 RECIPES = {("fashion_mnist", "fast"): {"table1": {
     "protocol": dict(clean_pairs=20000, train_subset={"pgd": 40000, "cw": 1000}), "purifier": dict(epochs=4)}}}
