@@ -19,6 +19,7 @@ TensorFlow), so every module can read it.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -408,8 +409,8 @@ def resolve(scale: str | None = None, budget: str | None = None, job: str = "sca
         raise ValueError(f"Unknown job {job!r}; choose one of {JOBS}.")
     scale = _scale(scale)
     budget = "smoke" if scale == "smoke" else resolve_budget(budget, verbose=budget is None)
-    table = BUDGETS[budget]
-    this, recipe = table.get(job, {}), RECIPES.get((dataset, budget), {}).get(job, {})
+    table = copy.deepcopy(BUDGETS[budget])    # a caller changing its run's dicts changes no table
+    this, recipe = table.get(job, {}), copy.deepcopy(RECIPES.get((dataset, budget), {}).get(job, {}))
     this = {section: {**this.get(section, {}), **recipe.get(section, {})} for section in {*this, *recipe}}
     sections = {"cfg": LabConfig, "purifier": CGANConfig,
                 **({"protocol": Protocol} if job == "table1" else {}),

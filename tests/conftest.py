@@ -1,6 +1,8 @@
 """Shared fixtures. Every test runs with figures/cache redirected to a temporary folder and the
 current directory set to an empty temporary folder, so a test also proves nothing is written
-to the current directory (see ``test_no_writes_to_cwd`` fixtures below)."""
+to the current directory (see ``test_no_writes_to_cwd`` fixtures below). The one exception is
+the notebook kernels of ``test_exercises.py``: they cache where ``--nbmake notebooks`` will look
+(``$ADVLAB_CACHE_DIR``, else the checkout's gitignored ``.cache``), so nbmake runs warm."""
 from __future__ import annotations
 
 import os

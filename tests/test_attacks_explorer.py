@@ -71,13 +71,17 @@ def test_explorer_degrades_to_static_figures_without_ipywidgets(mnist_cnn, mnist
     _, _, x, y = mnist_sample
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # `import ipywidgets` raises ImportError
     shown = []
-    monkeypatch.setattr(plt, "show", lambda *a, **k: shown.append(plt.gcf().axes[0].get_title()))
+    import IPython.display
+
+    monkeypatch.setattr(IPython.display, "display", lambda fig: shown.append(fig.axes[0].get_title()))
+    open_before = len(plt.get_fignums())
     box = widgets.attack_explorer(mnist_cnn, x[:4], y[:4], ["fgsm"])
     assert "ipywidgets is not available" in capsys.readouterr().out
     assert len(shown) == 1 and box.last_info["attack"] == "fgsm"   # one static figure, drawn at once
     box.index.value = 2                                           # a later cell draws the next one
     assert len(shown) == 2 and box.last_info["true"] == str(y[2])
     assert "image=2" in repr(box) and static_widgets.INSTALL_HINT in repr(box)
+    assert len(plt.get_fignums()) == open_before                   # each shown figure is closed
     with pytest.raises(ValueError, match="outside"):
         box.index.value = 9
     with pytest.raises(ValueError, match="not one of"):

@@ -123,6 +123,10 @@ def test_a_dataset_recipe_changes_its_dataset_and_budget_only_and_flags_still_wi
         config.resolve("full", "fast", job="experiments", dataset="mnist").plan     # Table I only
     flags = config.resolve("full", "fast", job="table1", dataset="fashion_mnist", clean_pairs=0, purifier__epochs=3)
     assert (flags.protocol.clean_pairs, flags.purifier.epochs) == (0, 3)
+    fashion.protocol.train_subset["pgd"] = 1      # a caller's change stays in its own run
+    assert config.resolve("full", "fast", job="table1", dataset="fashion_mnist").protocol.train_subset["pgd"] == 40000
+    run.protocol.train_subset["pgd"] = 1
+    assert config.resolve("full", "fast", job="table1").protocol.train_subset["pgd"] == 20000
 
 
 def test_the_old_knob_objects_are_gone():

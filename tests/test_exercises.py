@@ -232,7 +232,7 @@ _RUNS: dict[str, Run] = {}
 # looks for them (it runs after tests/ in the README's test command): the cache the notebooks
 # get without the fixtures' redirection. On a clean clone this run is the cold one that trains;
 # the nbmake run then loads what it made and still executes every cell (06: 218 s -> 34 s).
-NOTEBOOK_CACHE = os.environ.get("ADVLAB_CACHE_DIR") or str(ROOT / ".cache")
+NOTEBOOK_CACHE = str(Path(os.environ.get("ADVLAB_CACHE_DIR") or ROOT / ".cache").expanduser().resolve())
 
 
 def executed(path: Path, monkeypatch) -> Run:

@@ -82,14 +82,21 @@ def show_figure(view, fig) -> None:
     """
     import matplotlib.pyplot as plt
 
-    if isinstance(view, _Image):
-        plt.figure(fig.number)      # plt.show() shows the current figure
-        plt.show()
-    else:
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png", bbox_inches="tight")
-        view.value = buffer.getvalue()
-    plt.close(fig)
+    try:
+        if isinstance(view, _Image):
+            try:
+                from IPython.display import display
+            except ImportError:     # plain Python: the backend shows it, if it can
+                plt.figure(fig.number)
+                plt.show()
+            else:
+                display(fig)        # this figure only (inline, plt.show() shows every open one)
+        else:
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format="png", bbox_inches="tight")
+            view.value = buffer.getvalue()
+    finally:
+        plt.close(fig)              # a figure that failed to draw is not left open either
 
 
 class _Box:
