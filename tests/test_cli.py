@@ -377,6 +377,15 @@ def test_tiny_train_resume_evaluate(tmp_path, capsys):
     cli.main(["evaluate", "--out", str(out), "--quiet", "--cw-subset", "8"])   # the folder's config
     result = json.loads((out / "evaluation.json").read_text())
     assert result["scale"] == "smoke" and result["run_config"]["protocol"]["cw_test"] == 8
+    assert "paired" not in result
+    capsys.readouterr()
+    cli.main(["evaluate", "--out", str(out), "--quiet", "--against", str(out)])    # a run against itself
+    paired = json.loads((out / "evaluation.json").read_text())["paired"]
+    assert paired["against"] == str(out) and set(paired["sets"]) == {"clean", "fgsm", "pgd"}
+    assert all(t["only_a"] == t["only_b"] == 0 and t["mcnemar_p"] == 1.0 for t in paired["sets"].values())
+    assert "image by image against" in capsys.readouterr().out
+    with pytest.raises(FileNotFoundError, match="No purifier"):             # before any work
+        cli.main(["evaluate", "--out", str(out), "--quiet", "--against", str(tmp_path / "missing")])
     assert result["provenance"]["config_digest"]
     capsys.readouterr()
     cli.main(["train", "--config", str(out / "run_config.json"), "--out", str(out), "--no-eval", "--quiet"])

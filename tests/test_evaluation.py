@@ -117,6 +117,37 @@ def test_evaluate_purifier_with_real_attack(mnist_cnn, mnist_sample, tmp_path):
     assert table[1]["run_purified_%"] == pytest.approx(100 * best["clean_accuracy"], abs=0.01)
 
 
+def test_mcnemar_by_hand():
+    a = np.array([1, 1, 1, 0, 0, 1], bool)
+    b = np.array([1, 0, 0, 0, 1, 1], bool)
+    t = evaluation.mcnemar(a, b)                    # discordant: 2 only a, 1 only b
+    assert (t["n"], t["only_a"], t["only_b"]) == (6, 2, 1) and t["accuracy_a"] == pytest.approx(4 / 6)
+    assert t["mcnemar_p"] == pytest.approx(min(1.0, 2 * (1 + 3) / 2 ** 3))      # k <= 1 of m = 3: p = 1
+    t = evaluation.mcnemar(np.ones(8, bool), np.r_[np.zeros(6, bool), np.ones(2, bool)])
+    assert (t["only_a"], t["only_b"]) == (6, 0) and t["mcnemar_p"] == pytest.approx(2 / 2 ** 6)
+    assert evaluation.mcnemar(a, a)["mcnemar_p"] == 1.0 and evaluation.mcnemar(a, a)["difference"] == 0.0
+    with pytest.raises(ValueError, match="same images"):
+        evaluation.mcnemar(a, b[:3])
+
+
+def test_compare_purifiers_counts_images_each_one_alone_gets_right(mnist_cnn, mnist_sample):
+    from advlab import attacks
+
+    _, _, x_te, y_te = mnist_sample
+    x, y = x_te[:48], y_te[:48]
+    x_adv = attacks.attack("fgsm", mnist_cnn, x, y, eps=0.3, progress=False)
+    paired = evaluation.compare_purifiers(mnist_cnn, Identity(), Oracle(x_adv, x), x, y,
+                                          {"fgsm": x_adv, "fgsm16": (x_adv[:16], x[:16], y[:16])})
+    assert set(paired) == {"clean", "fgsm", "fgsm16"}
+    assert paired["clean"]["only_a"] == paired["clean"]["only_b"] == 0        # both leave clean images as they are
+    fgsm = paired["fgsm"]
+    attacked = evaluation.evaluate_purifier(mnist_cnn, Identity(), x, y, {"fgsm": x_adv}, timing=False)
+    assert fgsm["accuracy_a"] == attacked["attacks"]["fgsm"]["purified_accuracy"]
+    assert fgsm["accuracy_b"] == attacked["clean_accuracy"] and fgsm["only_a"] == 0 and fgsm["only_b"] > 0
+    assert fgsm["only_b"] == round(len(y) * (fgsm["accuracy_b"] - fgsm["accuracy_a"]))
+    assert paired["fgsm16"]["n"] == 16
+
+
 def test_evaluate_purifier_rejects_bad_input(mnist_cnn):
     x = np.zeros((4, 28, 28, 1), np.float32)
     with pytest.raises(ValueError, match="labels"):

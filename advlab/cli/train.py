@@ -68,13 +68,17 @@ def register(sub) -> None:
 
     evaluate = common.add_command(sub, "evaluate", "evaluate the purifier saved in --out", [
         "advlab evaluate --dataset mnist --scale full --budget cpu --out runs/mnist_full",
-        "advlab evaluate --dataset mnist --attacks fgsm,pgd --scale smoke --out runs/smoke --cw-subset 100"],
+        "advlab evaluate --dataset mnist --attacks fgsm,pgd --scale smoke --out runs/smoke --cw-subset 100",
+        "advlab evaluate --dataset mnist --scale full --budget fast --out runs/new --against runs/old"],
         description="Evaluates the run in --out as OUT/run_config.json says it was trained (the same classifier, "
                     "attacks and test images); --attacks, --eps, --n-test and --cw-subset change what is "
                     "evaluated, --dataset, --scale and --budget must match the run.")
     _add_run_flags(evaluate)
     evaluate.add_argument("--config", type=Path, default=None, metavar="FILE",
                           help="the run config to evaluate with (default: OUT/run_config.json)")
+    evaluate.add_argument("--against", type=Path, default=None, metavar="RUN",
+                          help="also purify the same test images with RUN's generator and compare the two "
+                               "image by image (exact McNemar test), saved under 'paired' in the evaluation")
     evaluate.set_defaults(run=cmd_evaluate)
 
     record = common.add_command(sub, "record", "copy a finished train run's results into figures/full/", [
@@ -237,6 +241,8 @@ def _evaluate(args, run, model=None) -> dict:
     cfg, protocol = run.cfg, run.protocol
     model = model or _classifier(run)
     purifier = load_purifier(args.out)
+    against = getattr(args, "against", None)
+    baseline = load_purifier(against) if against is not None else None    # a bad path fails before the work
     x, y = data.load(run.dataset, "test", source=cfg.data_source, limit=cfg.n_test)
     by_attack = {}
     for a in protocol.attacks:
@@ -246,6 +252,9 @@ def _evaluate(args, run, model=None) -> dict:
     info_path = args.out / "train_info.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else None
     result = evaluation.evaluate_purifier(model, purifier, x, y, by_attack, train_info=info)
+    if baseline is not None:    # `a` is the other run, `b` this one, on this run's images and classifier
+        result["paired"] = {"against": str(against), "sets": evaluation.compare_purifiers(
+            model, baseline, purifier, x, y, by_attack)}
     # what was evaluated, beside the numbers (an evaluate run may differ from the trained one)
     result.update(dataset=run.dataset, scale=cfg.scale, run_config=run.to_dict())
     paths = evaluation.save_evaluation(result, "evaluation", folder=args.out, config=run)
@@ -260,6 +269,12 @@ def _evaluate(args, run, model=None) -> dict:
     if run.dataset in paper_results.TABLE_I:
         print(f"\npaper (gray-box) vs this run ({paper_results.CITATION}):")
         common.print_rows(paper_results.compare_table_i(result, run.dataset))
+    if "paired" in result:
+        print(f"\nimage by image against {against} (the same images, gray-box attacks):")
+        common.print_rows([{"images": name, "n": t["n"], f"{against.name}_%": round(100 * t["accuracy_a"], 2),
+                            "this_run_%": round(100 * t["accuracy_b"], 2), "only_there": t["only_a"],
+                            "only_here": t["only_b"], "mcnemar_p": f"{t['mcnemar_p']:.3g}"}
+                           for name, t in result["paired"]["sets"].items()])
     print(f"\n[advlab] saved {paths['json']} and {paths['csv']}")
     return result
 

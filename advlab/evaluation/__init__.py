@@ -11,6 +11,7 @@ warm-up call, median of a few repeats).
 """
 from __future__ import annotations
 
+import math
 import time
 
 import numpy as np
@@ -139,6 +140,40 @@ def evaluate_purifier(model, purifier, x, y, x_adv_by_attack: dict, *, batch_siz
         result["train_time_s"] = train_info.get("train_time_s")
         result["train_epochs"] = train_info.get("epochs")
     return result
+
+
+def mcnemar(correct_a, correct_b) -> dict:
+    """Two defences' per-image results on the same images (boolean arrays): both accuracies, the
+    images only one of them gets right, and the exact two-sided McNemar p-value (binomial on those
+    discordant images). Paired, it resolves differences that two 95 % intervals cannot."""
+    a, b = (np.asarray(c, bool).reshape(-1) for c in (correct_a, correct_b))
+    if len(a) != len(b) or not len(a):
+        raise ValueError(f"need two non-empty results on the same images, got {len(a)} and {len(b)}.")
+    only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
+    k, m = min(only_a, only_b), only_a + only_b
+    p = min(1.0, 2 * sum(math.comb(m, i) for i in range(k + 1)) / 2 ** m) if m else 1.0
+    return {"n": int(len(a)), "accuracy_a": float(a.mean()), "accuracy_b": float(b.mean()),
+            "difference": float(a.mean() - b.mean()), "only_a": only_a, "only_b": only_b, "mcnemar_p": p}
+
+
+def compare_purifiers(model, purifier_a, purifier_b, x, y, x_adv_by_attack: dict, *, batch_size: int = 256) -> dict:
+    """Two purifiers in front of one ``model``, image by image on the same clean and attacked
+    images (``x_adv_by_attack`` as in :func:`evaluate_purifier`): ``{"clean": mcnemar(...),
+    attack: mcnemar(...), ...}`` with ``a`` = ``purifier_a``. The attacks' threat model is theirs
+    (gray-box when they were crafted on ``model`` alone)."""
+    from advlab.classifiers import predict_labels
+
+    def correct(purifier, images, labels):
+        return predict_labels(model, purifier(images, batch_size=batch_size), batch_size) == labels
+
+    y = np.asarray(y).reshape(-1)
+    sets = {"clean": (x, y), **{a: (v[0], v[2]) if isinstance(v, tuple) else (v, y) for a, v in x_adv_by_attack.items()}}
+    out = {}
+    for name, (images, labels) in sets.items():
+        images, _ = _pair(images, images)
+        labels = np.asarray(labels).reshape(-1)
+        out[name] = mcnemar(correct(purifier_a, images, labels), correct(purifier_b, images, labels))
+    return out
 
 
 def rows(result: dict) -> list[dict]:

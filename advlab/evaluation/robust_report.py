@@ -168,13 +168,11 @@ def paired_comparison(a, b) -> dict:
     if wa.get("data") != wb.get("data") or len(wa["robust"]) != len(wb["robust"]):
         raise ValueError("the two reports attacked different images (data digests or counts differ); "
                          "a paired comparison needs the same x and y")
-    ra, rb = unpack_bits(wa["robust"]), unpack_bits(wb["robust"])
-    only_a, only_b = int((ra & ~rb).sum()), int((rb & ~ra).sum())
-    k, m = min(only_a, only_b), only_a + only_b
-    p = min(1.0, 2 * sum(math.comb(m, i) for i in range(k + 1)) / 2 ** m) if m else 1.0
-    return {"n": len(ra), "accuracy_a": float(ra.mean()), "accuracy_b": float(rb.mean()),
-            "difference": float(ra.mean() - rb.mean()), "only_a_robust": only_a, "only_b_robust": only_b,
-            "mcnemar_p": p}
+    from advlab.evaluation import mcnemar
+
+    test = mcnemar(unpack_bits(wa["robust"]), unpack_bits(wb["robust"]))
+    return {**{k: v for k, v in test.items() if k not in ("only_a", "only_b")},
+            "only_a_robust": test["only_a"], "only_b_robust": test["only_b"]}
 
 
 def summary_table(records, comparison: dict | None = None) -> list[dict]:
