@@ -23,10 +23,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from advlab.cli import advtrain, attack, common, compare, experiment, robustness, tour, train
+from advlab.cli import advtrain, attack, common, compare, experiment, record, robustness, tour, train
 
 # the order of `advlab --help`
-MODULES = (attack, train, experiment, compare, robustness, advtrain, tour)
+MODULES = (attack, train, record, experiment, compare, robustness, advtrain, tour)
 # flags the old scripts had under another name; only the aliases (alias()) translate them
 RENAMED = {"--cgan-run": ("--purifier-run",), "--narrow": ("--size", "narrow")}
 
