@@ -148,6 +148,28 @@ def test_compare_purifiers_counts_images_each_one_alone_gets_right(mnist_cnn, mn
     assert paired["fgsm16"]["n"] == 16
 
 
+def test_compare_purifiers_reuses_the_per_image_results_of_evaluate_purifier(mnist_cnn, mnist_sample):
+    from advlab import attacks
+
+    _, _, x_te, y_te = mnist_sample
+    x, y = x_te[:32], y_te[:32]
+    x_adv = attacks.attack("fgsm", mnist_cnn, x, y, eps=0.3, progress=False)
+    sets = {"fgsm": x_adv, "fgsm8": (x_adv[:8], x[:8], y[:8])}
+    per_image = {}
+    result = evaluation.evaluate_purifier(mnist_cnn, Oracle(x_adv, x), x, y, sets, timing=False, per_image=per_image)
+    assert set(per_image) == {"clean", "fgsm", "fgsm8"} and per_image["fgsm8"].shape == (8,)
+    assert per_image["fgsm"].mean() == result["attacks"]["fgsm"]["purified_accuracy"]
+
+    class NotAgain:    # purifier b's results are known: calling it would purify twice
+        def __call__(self, x, batch_size=256):
+            raise AssertionError("purifier b ran again")
+
+    reused = evaluation.compare_purifiers(mnist_cnn, Identity(), NotAgain(), x, y, sets, known=per_image)
+    assert reused == evaluation.compare_purifiers(mnist_cnn, Identity(), Oracle(x_adv, x), x, y, sets)
+    with pytest.raises(ValueError, match="results for 32 images"):
+        evaluation.compare_purifiers(mnist_cnn, Identity(), NotAgain(), x, y, sets, known={**per_image, "fgsm": per_image["fgsm8"]})
+
+
 def test_evaluate_purifier_rejects_bad_input(mnist_cnn):
     x = np.zeros((4, 28, 28, 1), np.float32)
     with pytest.raises(ValueError, match="labels"):

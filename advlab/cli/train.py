@@ -239,10 +239,11 @@ def _evaluate(args, run, model=None) -> dict:
         by_attack[a] = x_adv if k == len(x) else (x_adv, x[:k], y[:k])
     info_path = args.out / "train_info.json"
     info = json.loads(info_path.read_text()) if info_path.is_file() else None
-    result = evaluation.evaluate_purifier(model, purifier, x, y, by_attack, train_info=info)
+    per_image = {}
+    result = evaluation.evaluate_purifier(model, purifier, x, y, by_attack, train_info=info, per_image=per_image)
     if baseline is not None:    # `a` is the other run, `b` this one, on this run's images and classifier
         result["paired"] = {"against": str(against), "sets": evaluation.compare_purifiers(
-            model, baseline, purifier, x, y, by_attack)}
+            model, baseline, purifier, x, y, by_attack, known=per_image)}
     # what was evaluated, beside the numbers (an evaluate run may differ from the trained one)
     result.update(dataset=run.dataset, scale=cfg.scale, run_config=run.to_dict())
     paths = evaluation.save_evaluation(result, "evaluation", folder=args.out, config=run)

@@ -100,13 +100,16 @@ def _quality(prefix: str, a, b) -> dict:
 
 
 def evaluate_purifier(model, purifier, x, y, x_adv_by_attack: dict, *, batch_size: int = 256,
-                      timing: bool = True, train_info: dict | None = None, name: str | None = None) -> dict:
+                      timing: bool = True, train_info: dict | None = None, name: str | None = None,
+                      per_image: dict | None = None) -> dict:
     """Evaluate ``purifier`` in front of ``model`` on clean ``x, y`` and each attack's images.
 
     ``x_adv_by_attack`` maps an attack name to ``x_adv`` (aligned with ``x``) or to a tuple
     ``(x_adv, x_clean, y)`` for attacks evaluated on a subset (e.g. C&W on 1,000 images).
     Accuracies are fractions in [0, 1]. ``train_info`` (e.g. ``purifier.info``) adds training
-    time and epochs to the result.
+    time and epochs to the result. ``per_image``, a dict, receives each set's per-image
+    correctness through the purifier (``"clean"`` and the attacks: boolean arrays), which
+    :func:`compare_purifiers` takes as ``known`` instead of purifying again.
     """
     from advlab.classifiers import predict_labels
 
@@ -116,11 +119,14 @@ def evaluate_purifier(model, purifier, x, y, x_adv_by_attack: dict, *, batch_siz
         raise ValueError(f"x has {len(x)} images but y has {len(y)} labels.")
     if not np.all(np.isfinite(x)) or x.min() < 0 or x.max() > 1:
         raise ValueError("x must hold finite images in [0, 1].")
-    acc = lambda images, labels: float(np.mean(predict_labels(model, images, batch_size) == labels))  # noqa: E731
+    correct = lambda images, labels: predict_labels(model, images, batch_size) == labels  # noqa: E731
+    acc = lambda images, labels: float(np.mean(correct(images, labels)))  # noqa: E731
+    per_image = {} if per_image is None else per_image
 
     x_pur = purifier(x, batch_size=batch_size)
+    per_image["clean"] = correct(x_pur, y)
     result = {"purifier": name or getattr(purifier, "name", "purifier"), "n": int(len(x)),
-              "clean_accuracy": acc(x, y), "clean_through_purifier": acc(x_pur, y),
+              "clean_accuracy": acc(x, y), "clean_through_purifier": float(np.mean(per_image["clean"])),
               **_quality("clean_through_purifier", x_pur, x), "attacks": {}}
     for attack, value in x_adv_by_attack.items():
         x_adv, x_ref, y_ref = value if isinstance(value, tuple) else (value, x, y)
@@ -129,9 +135,10 @@ def evaluate_purifier(model, purifier, x, y, x_adv_by_attack: dict, *, batch_siz
             raise ValueError(f"x_adv of {attack!r} must hold finite images in [0, 1].")
         y_ref = np.asarray(y_ref).reshape(-1)
         x_pur = purifier(x_adv, batch_size=batch_size)
+        per_image[attack] = correct(x_pur, y_ref)
         result["attacks"][attack] = {
             "n": int(len(x_adv)), "clean_accuracy": acc(x_ref, y_ref),
-            "attacked_accuracy": acc(x_adv, y_ref), "purified_accuracy": acc(x_pur, y_ref),
+            "attacked_accuracy": acc(x_adv, y_ref), "purified_accuracy": float(np.mean(per_image[attack])),
             **_quality("attacked", x_adv, x_ref), **_quality("purified", x_pur, x_ref)}
     if timing:
         result["ms_per_image"] = ms_per_image(purifier, x[:max(batch_size, 1)], batch_size=batch_size)
@@ -156,11 +163,13 @@ def mcnemar(correct_a, correct_b) -> dict:
             "difference": float(a.mean() - b.mean()), "only_a": only_a, "only_b": only_b, "mcnemar_p": p}
 
 
-def compare_purifiers(model, purifier_a, purifier_b, x, y, x_adv_by_attack: dict, *, batch_size: int = 256) -> dict:
+def compare_purifiers(model, purifier_a, purifier_b, x, y, x_adv_by_attack: dict, *, batch_size: int = 256,
+                      known: dict | None = None) -> dict:
     """Two purifiers in front of one ``model``, image by image on the same clean and attacked
     images (``x_adv_by_attack`` as in :func:`evaluate_purifier`): ``{"clean": mcnemar(...),
     attack: mcnemar(...), ...}`` with ``a`` = ``purifier_a``. The attacks' threat model is theirs
-    (gray-box when they were crafted on ``model`` alone)."""
+    (gray-box when they were crafted on ``model`` alone). ``known``: ``purifier_b``'s per-image
+    correctness from :func:`evaluate_purifier` (its ``per_image``), so only ``a`` runs."""
     from advlab.classifiers import predict_labels
 
     def correct(purifier, images, labels):
@@ -172,7 +181,10 @@ def compare_purifiers(model, purifier_a, purifier_b, x, y, x_adv_by_attack: dict
     for name, (images, labels) in sets.items():
         images, _ = _pair(images, images)
         labels = np.asarray(labels).reshape(-1)
-        out[name] = mcnemar(correct(purifier_a, images, labels), correct(purifier_b, images, labels))
+        b = known[name] if known is not None and name in known else correct(purifier_b, images, labels)
+        if len(b) != len(labels):
+            raise ValueError(f"known[{name!r}] has {len(b)} results for {len(labels)} images.")
+        out[name] = mcnemar(correct(purifier_a, images, labels), b)
     return out
 
 
