@@ -8,11 +8,16 @@
 #   make lock         rewrite this platform's lock file from $(VENV)'s versions
 # Variables: PYTHON (interpreter for the venv), TF (cpu | tf | gpu: which TensorFlow wheel),
 #            VENV (default .venv-$(TF): one per flavour, the wheels clash in one environment),
-#            CONSTRAINTS (lock file; empty: none), ADVLAB_SCALE (smoke | full), OUT (tour folder).
+#            CONSTRAINTS (lock file; empty: none), ADVLAB_SCALE (smoke | full), OUT (tour folder),
+#            WORKERS (pytest-xdist processes for make test/unit/notebooks; 0: one process).
 PYTHON ?= python3
 TF     ?= cpu
 VENV   ?= .venv-$(TF)
 OUT    ?= build/tour
+# Two test processes: a serial run kept 1.15 of the 2 CI cores busy (kernel start-up, imports and
+# graph tracing are single-threaded). Cache entries are file-locked, so workers never build one twice.
+WORKERS ?= 2
+PYTEST  = $(BIN)/python -m pytest -p no:cacheprovider -n $(WORKERS) --dist worksteal
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.advlab-installed
 # requirements/<platform>-py<X.Y>-<TF>.txt pins every package of one tested install; it is used
@@ -45,7 +50,7 @@ $(STAMP): pyproject.toml $(CONSTRAINTS)
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider --nbmake --nbmake-timeout=1200 tests notebooks
+	$(PYTEST) --nbmake --nbmake-timeout=1200 tests notebooks
 
 # A fresh resolution every time: what a user installing today gets. When it passes, `make lock
 # VENV=.venv-$(TF)-latest` moves the lock file to these versions.
@@ -54,10 +59,10 @@ test-latest:
 	$(MAKE) --no-print-directory test VENV=$(VENV)-latest CONSTRAINTS= UPGRADE="--upgrade --upgrade-strategy eager"
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider tests
+	$(PYTEST) tests
 
 notebooks: $(STAMP)
-	$(BIN)/python -m pytest -p no:cacheprovider --nbmake --nbmake-timeout=1200 notebooks
+	$(PYTEST) --nbmake --nbmake-timeout=1200 notebooks
 
 tour: $(STAMP)
 	$(BIN)/python scripts/tour.py --scale $(ADVLAB_SCALE) --out $(OUT)

@@ -61,13 +61,17 @@ def merged_rows() -> list[dict]:
 
 
 def save() -> None:
-    """Write the merged rows (called once at the end of a pytest session)."""
+    """Write the merged rows (called once at the end of each pytest process). Under pytest-xdist
+    every worker saves its own tests' rows: the lock makes each read-merge-write see the last."""
     if not _session:
         return
-    rows = merged_rows()
-    if rows != load_rows():
-        ROWS_FILE.parent.mkdir(parents=True, exist_ok=True)
-        ROWS_FILE.write_text(json.dumps(rows, indent=1) + "\n")
+    from filelock import FileLock
+
+    with FileLock(str(Path(tempfile.gettempdir()) / "advlab-bad-inputs-rows.lock")):
+        rows = merged_rows()
+        if rows != load_rows():
+            ROWS_FILE.parent.mkdir(parents=True, exist_ok=True)
+            ROWS_FILE.write_text(json.dumps(rows, indent=1) + "\n")
 
 
 def _cell(text: str) -> str:

@@ -2,7 +2,9 @@
 current directory set to an empty temporary folder, so a test also proves nothing is written
 to the current directory (see ``test_no_writes_to_cwd`` fixtures below). The one exception is
 the notebook kernels of ``test_exercises.py``: they cache where ``--nbmake notebooks`` will look
-(``$ADVLAB_CACHE_DIR``, else the checkout's gitignored ``.cache``), so nbmake runs warm."""
+(``$ADVLAB_CACHE_DIR``, else the checkout's gitignored ``.cache``), so whichever of the two runs a
+notebook first (``make test`` runs two pytest-xdist workers) builds its models once, under the
+cache's file locks, and the other loads them."""
 from __future__ import annotations
 
 import os

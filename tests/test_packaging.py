@@ -156,7 +156,8 @@ def test_each_flavour_gets_its_own_venv():
 
 
 def test_make_test_runs_the_readme_command_and_latest_skips_the_lock():
-    command = "-m pytest -p no:cacheprovider --nbmake --nbmake-timeout=1200 tests notebooks"
+    command = "-m pytest -p no:cacheprovider -n 2 --dist worksteal --nbmake --nbmake-timeout=1200 tests notebooks"
+    assert (ROOT / "README.md").read_text().count(f"python {command}") == 2   # Linux/macOS and Windows
     out = _make("test")
     assert out.returncode == 0 and f".venv-cpu/bin/python {command}" in out.stdout
     latest = _make("test-latest")
