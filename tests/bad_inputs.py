@@ -67,11 +67,15 @@ def save() -> None:
         return
     from filelock import FileLock
 
-    with FileLock(str(Path(tempfile.gettempdir()) / "advlab-bad-inputs-rows.lock")):
+    from advlab.io.cache import config_digest, save_text_atomic
+
+    # one lock per checkout and user; the atomic write keeps a reader from seeing half a file
+    lock = Path(tempfile.gettempdir()) / f"advlab-bad-inputs-{os.getuid() if hasattr(os, 'getuid') else 0}-{config_digest(str(ROWS_FILE))}.lock"
+    with FileLock(str(lock)):
         rows = merged_rows()
         if rows != load_rows():
             ROWS_FILE.parent.mkdir(parents=True, exist_ok=True)
-            ROWS_FILE.write_text(json.dumps(rows, indent=1) + "\n")
+            save_text_atomic(ROWS_FILE, json.dumps(rows, indent=1) + "\n")
 
 
 def _cell(text: str) -> str:

@@ -226,26 +226,24 @@ def run_notebook(path: Path, workdir: Path) -> Run:
     return run
 
 
-_RUNS: dict[str, Run] = {}
-
 # The kernel caches its classifiers, adversarial sets and purifiers where `--nbmake notebooks`
-# looks for them (it runs after tests/ in the README's test command): the cache the notebooks
-# get without the fixtures' redirection. On a clean clone this run is the cold one that trains;
-# the nbmake run then loads what it made and still executes every cell (06: 218 s -> 34 s).
+# looks for them: the cache the notebooks get without the fixtures' redirection. On a clean clone
+# whichever of this run and the nbmake run comes first trains (under the cache's file locks, so
+# two pytest-xdist workers never train one model twice); the other loads what it made and still
+# executes every cell (06: 218 s -> 34 s).
 NOTEBOOK_CACHE = str(Path(os.environ.get("ADVLAB_CACHE_DIR") or ROOT / ".cache").expanduser().resolve())
 
 
 def executed(path: Path, monkeypatch) -> Run:
-    """The notebook's run, made once per session and shared by the tests below."""
-    if path.name not in _RUNS:
-        monkeypatch.setenv("ADVLAB_SCALE", "smoke")
-        monkeypatch.setenv("ADVLAB_CACHE_DIR", NOTEBOOK_CACHE)
-        monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)  # importing advlab must set it
-        # the kernel imports this checkout's advlab, not whichever one is installed
-        monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-        _RUNS[path.name] = run_notebook(path, Path.cwd())
-        print(f"\n{path.name}: executed with exercises in {_RUNS[path.name].seconds:.0f} s")
-    return _RUNS[path.name]
+    """The notebook run with its exercises, in a kernel that caches where nbmake's does."""
+    monkeypatch.setenv("ADVLAB_SCALE", "smoke")
+    monkeypatch.setenv("ADVLAB_CACHE_DIR", NOTEBOOK_CACHE)
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)  # importing advlab must set it
+    # the kernel imports this checkout's advlab, not whichever one is installed
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    run = run_notebook(path, Path.cwd())
+    print(f"\n{path.name}: executed with exercises in {run.seconds:.0f} s")
+    return run
 
 
 def test_answer_names_are_asked_for_and_bound():
@@ -277,27 +275,25 @@ def test_stub_is_nbgraders():
         edition.stub_source("### BEGIN SOLUTION\nx = 1\n")
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_checks_fail_without_solution_and_pass_with_it(path, monkeypatch):
-    run = executed(path, monkeypatch)
-    assert run.setup_error is None, f"the notebook failed before its exercises: {run.setup_error}"
-    assert run.exercises, "no exercises ran"
+def exercise_problems(run: Run) -> list[str]:
+    """What is wrong with the exercises of ``run``: checks that cannot fail, or fail with the solution."""
+    if run.setup_error is not None:
+        return [f"the notebook failed before its exercises: {run.setup_error}"]
+    if not run.exercises:
+        return ["no exercises ran"]
     passing = [n for n, without, _, _ in run.exercises if without is None]
     broken = [f"{n}: {err}" for n, _, err, _ in run.exercises if err]
     unnamed = [n for n, _, err, wrong in run.exercises if not err and not wrong]
     fooled = [f"{n}: `{name}`" for n, _, _, wrong in run.exercises for name, e in wrong.items() if e is None]
-    assert not passing, f"exercise(s) {passing}: the check passes with the stub in place"
-    assert not broken, f"the check fails with the solution: {broken}"
-    assert not unnamed, f"exercise(s) {unnamed}: the text names no answer (in backticks) that the solution binds"
-    assert not fooled, f"the check passes with a wrong answer: {fooled}"
-    assert not run.internal, f"the check reads a variable only the solution defines: {run.internal}"
+    return ([f"exercise(s) {passing}: the check passes with the stub in place"] * bool(passing)
+            + [f"the check fails with the solution: {broken}"] * bool(broken)
+            + [f"exercise(s) {unnamed}: the text names no answer (in backticks) that the solution binds"] * bool(unnamed)
+            + [f"the check passes with a wrong answer: {fooled}"] * bool(fooled)
+            + [f"the check reads a variable only the solution defines: {run.internal}"] * bool(run.internal))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_outputs_have_no_log_lines_or_tracebacks(path, monkeypatch):
-    run = executed(path, monkeypatch)
+def output_problems(run: Run) -> list[str]:
+    """Tracebacks and TensorFlow / absl log lines in the outputs of ``run`` and its kernel's stderr."""
     problems = []
     for cell in run.clean_cells:
         for out in cell.get("outputs", []):
@@ -312,4 +308,14 @@ def test_outputs_have_no_log_lines_or_tracebacks(path, monkeypatch):
     lines = log_lines(run.kernel_stderr)
     if lines:
         problems.append(f"the kernel logged {lines[:3]}")
+    return problems
+
+
+# One test per notebook for both properties: its kernel run is the suite's costliest item, and
+# under pytest-xdist two tests sharing it could land on different workers and run it twice.
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_checks_fail_without_solution_and_outputs_are_clean(path, monkeypatch):
+    run = executed(path, monkeypatch)
+    problems = exercise_problems(run) + output_problems(run)
     assert not problems, "\n\n".join(problems)

@@ -3,6 +3,7 @@ the lock files, the Makefile's recipes, the licence. Offline and fast (`make -n`
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
 import shutil
 import subprocess
@@ -127,8 +128,10 @@ def _make(*args):
     if shutil.which("make") is None:
         pytest.skip("no make on this machine")
     # -B prints every recipe even where the venv already exists; -n runs none of them.
+    # without the caller's make settings: under `make test WORKERS=4` they reach this make too
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "WORKERS"}}
     return subprocess.run(["make", "-n", "-B", "--no-print-directory", f"PYTHON={sys.executable}", *args],
-                          cwd=ROOT, capture_output=True, text=True)
+                          cwd=ROOT, capture_output=True, text=True, env=env)
 
 
 def test_make_install_checks_python_first_and_uses_the_lock():
