@@ -65,13 +65,11 @@ def save() -> None:
     every worker saves its own tests' rows: the lock makes each read-merge-write see the last."""
     if not _session:
         return
-    from filelock import FileLock
+    from advlab.io.cache import cache_lock, save_text_atomic
 
-    from advlab.io.cache import config_digest, save_text_atomic
-
-    # one lock per checkout and user; the atomic write keeps a reader from seeing half a file
-    lock = Path(tempfile.gettempdir()) / f"advlab-bad-inputs-{os.getuid() if hasattr(os, 'getuid') else 0}-{config_digest(str(ROWS_FILE))}.lock"
-    with FileLock(str(lock)):
+    # the cache's per-path lock (workers share $ADVLAB_CACHE_DIR); the atomic write keeps a
+    # reader from seeing half a file
+    with cache_lock(ROWS_FILE):
         rows = merged_rows()
         if rows != load_rows():
             ROWS_FILE.parent.mkdir(parents=True, exist_ok=True)
