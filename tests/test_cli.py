@@ -462,7 +462,8 @@ def test_robustness_table_joins_saved_reports(tmp_path, capsys):
     import csv
 
     recs = [ROOT / "figures" / "full" / f"robustness_mnist_{n}.json" for n in ("adv_pgd", "bit_depth_adv_pgd")]
-    assert cli.main(["robustness-table", *map(str, recs), "--out", str(tmp_path), "--name", "t"]) == 0
+    beside = ROOT / "figures" / "full" / "robustness_mnist_adv_pgd_run_config.json"   # what a glob also takes
+    assert cli.main(["robustness-table", str(recs[0]), str(beside), str(recs[1]), "--out", str(tmp_path), "--name", "t"]) == 0
     rows = list(csv.DictReader((tmp_path / "t.csv").open()))
     assert [r["defence"] for r in rows] == ["robustness_mnist_adv_pgd", "robustness_mnist_bit_depth_adv_pgd"]
     for row, path in zip(rows, recs):

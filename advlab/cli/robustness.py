@@ -120,6 +120,10 @@ def cmd_table(args):
             rec = json.loads(path.read_text())
         except (OSError, ValueError) as err:
             raise SystemExit(f"error: {path} is not a readable `advlab robustness` report ({err})") from err
+        if isinstance(rec, dict) and {"job", "cfg"} <= rec.keys():
+            # `advlab robustness` saves NAME_run_config.json beside each report: a glob takes both
+            print(f"[advlab] skipped {path.name}: the run config saved beside a report, not a report")
+            continue
         if not (isinstance(rec, dict) and {"worst_case", "stages"} <= rec.keys()):
             raise SystemExit(f"error: {path} is not a readable `advlab robustness` report "
                              "(no 'worst_case' and 'stages')")
@@ -133,7 +137,7 @@ def cmd_table(args):
               f"{r['attack minutes']:6.1f} min  flags: {r['flags']}")
     folder = args.out.resolve() if args.out else None
     print(f"[advlab] saved {results.save_csv(rows, args.name, folder)}")
-    config = {"reports": [str(p) for p in args.reports], "comparison": str(args.comparison)}
+    config = {"reports": [str(p) for p in args.reports if p.stem in records], "comparison": str(args.comparison)}
     print(f"[advlab] saved {results.save_json(rows, args.name, folder, config=config)}")
     return 0
 
