@@ -31,7 +31,8 @@ import os
 # Before TensorFlow is first imported (lazily, by a submodule): no C++ INFO/WARNING logs. TF 2.21
 # still prints its oneDNN notice (and absl's "before InitializeLog" line) once at import, whatever
 # the level; only TF_ENABLE_ONEDNN_OPTS=0 silences it, and that made a residual-cGAN training step
-# 1.6-2x slower on this project's CPU (benchmarks/train_step_time.py), so oneDNN stays on.
+# 2.1x slower on this project's CPU (figures/full/train_levers_no_onednn.json against the baseline
+# of train_levers_paper.json, run right after it), so oneDNN stays on.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"

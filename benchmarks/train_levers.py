@@ -5,10 +5,12 @@ bfloat16 matmul rates measured in the same run.
     python benchmarks/train_levers.py                    # every lever, ~6 min on 2 cores
     python benchmarks/train_levers.py --steps 3 --levers baseline,blocks1 --out /tmp/levers.json
     python benchmarks/train_levers.py --quick --steps 1 --out /tmp/levers.json    # a dry run, ~1 min
+    python benchmarks/train_levers.py --levers baseline,paper --steps 5 --out figures/full/train_levers_paper.json
+    python benchmarks/train_levers.py --levers baseline --steps 5 --no-onednn --out /tmp/no_onednn.json
 
 A lever is one change of the budget's ``CGANConfig`` (fewer residual blocks, a narrower
 network, no residual blocks in the discriminator, bf16 mixed precision) or of how it is compiled
-(XLA ``jit_compile``). Each is built and trained through ``make_trainer`` as ``advlab train``
+(XLA ``jit_compile``); ``paper`` goes the other way, to the papers' widths. Each is built and trained through ``make_trainer`` as ``advlab train``
 builds it, on random pairs (the cost of a step does not depend on the data): the first step's
 seconds (graph tracing, and XLA compilation) and the median ms of ``--steps`` more. The speed-up
 is the baseline's ms per training pair over the lever's, and ``est_train_min`` what the Table I
@@ -42,6 +44,9 @@ LEVERS = {
     "batch128": ({"batch_size": 128}, False),            # fewer, larger steps: less per-step overhead
     "bf16": ({"mixed_precision": "mixed_bfloat16"}, False),
     "xla": ({}, True),
+    # the other way: the `paper` budget's widths (CGANConfig's defaults, 64 -> 512 filters, D with as
+    # many blocks as G), what a CPU would pay per pair for the papers' networks
+    "paper": ({"base_filters": 64, "max_filters": 512, "disc_filters": 64, "disc_residual_blocks": None}, False),
 }
 
 
@@ -66,6 +71,9 @@ def main(argv=None) -> dict:
     p.add_argument("--perceptual", default="classifier")
     p.add_argument("--quick", action="store_true", help="the smoke budget's small networks, batch 4: a dry run")
     p.add_argument("--out", default=None, help="JSON file (default: <figures>/full/train_levers_cpu.json)")
+    p.add_argument("--no-onednn", action="store_true",
+                   help="TF_ENABLE_ONEDNN_OPTS=0 for this run (the only way to silence TF's oneDNN notice; "
+                        "advlab leaves oneDNN on, this measures what turning it off costs)")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.levers.split(",") if n.strip()]
     unknown = sorted(set(names) - set(LEVERS))
@@ -74,6 +82,9 @@ def main(argv=None) -> dict:
     if args.steps < 1 or args.pairs < 1:
         p.error("--steps and --pairs must be >= 1")
     started = time.time()
+    if args.no_onednn:          # read once, when TensorFlow is first imported (just below)
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
 
     import keras
 
@@ -113,7 +124,7 @@ def main(argv=None) -> dict:
         print("speed-up over the baseline: " + ", ".join(f"{k} {r['speedup']:.2f}x" for k, r in rows.items()))
     result = {"quick": args.quick, "matmul_gflop_per_s": rates, "bf16_matmul_speedup": rates["bfloat16"] / rates["float32"],
               "batch": base.batch_size, "steps": args.steps, "pairs": args.pairs, "epochs": base.epochs,
-              "perceptual": args.perceptual, "cpus": os.cpu_count(), "levers": rows}
+              "perceptual": args.perceptual, "cpus": os.cpu_count(), "onednn": onednn, "levers": rows}
     out = Path(args.out) if args.out else figures_dir() / "full" / "train_levers_cpu.json"
     path = save_json(result, out.stem, out.parent, config=run, started=started)
     print(f"wrote {path}")

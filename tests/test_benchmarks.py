@@ -26,7 +26,7 @@ def test_train_levers_reports_each_lever_beside_the_matmul_rates(tmp_path):
     out = tmp_path / "levers.json"
     done = _run("train_levers.py", "--quick", "--steps", "1", "--levers", "baseline,blocks3,bf16", "--out", str(out))
     data = json.loads(out.read_text())
-    assert data["quick"] is True and set(data["matmul_gflop_per_s"]) == {"float32", "bfloat16"}
+    assert data["quick"] is True and set(data["matmul_gflop_per_s"]) == {"float32", "bfloat16"} and data["onednn"] is True
     assert all(v > 0 for v in data["matmul_gflop_per_s"].values()) and "provenance" in data
     levers = data["levers"]
     assert list(levers) == ["baseline", "blocks3", "bf16"]
@@ -44,6 +44,18 @@ def test_train_levers_reports_each_lever_beside_the_matmul_rates(tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "train_levers.py"), "--levers", "warp"],
                          env=ENV, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "unknown lever" in bad.stderr
+
+
+def test_the_paper_lever_is_the_paper_budgets_network():
+    from advlab.config import resolve
+
+    changes, jit = load("train_levers").LEVERS["paper"]
+    cpu = resolve(scale="full", budget="cpu", job="table1", dataset="mnist").purifier
+    paper = resolve(scale="full", budget="paper", job="table1", dataset="mnist").purifier
+    fields = ("residual_blocks", "disc_residual_blocks", "base_filters", "max_filters", "disc_filters", "dropout")
+    lever = cpu.replace(**changes)
+    assert not jit and [getattr(lever, f) for f in fields] == [getattr(paper, f) for f in fields]
+    assert [getattr(cpu, f) for f in fields] != [getattr(paper, f) for f in fields]
 
 
 def test_purify_latency_presets_writes_trained_and_folded_timings(tmp_path):
