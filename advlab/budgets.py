@@ -49,8 +49,9 @@ BUDGETS = {
         "comparison": {},
     },
     "cpu": {
-        # the paper's architecture narrowed (32 -> 128 filters, 1 residual block per D conv):
-        # 7.8x cheaper per training pair (figures/full/train_levers_paper.json); batch 64 at a higher rate (pix2pix's 2e-4 was tuned for batch 1)
+        # the paper's architecture narrowed (32 -> 128 filters, 1 residual block per D conv): 7.8x
+        # cheaper per training pair (figures/full/train_levers_paper.json); batch 64 at a higher
+        # rate (pix2pix's 2e-4 was tuned for batch 1)
         "purifier": dict(base_filters=32, max_filters=128, disc_filters=32, disc_residual_blocks=1,
                          batch_size=64, learning_rate=5e-4),
         "table1": {

@@ -10,8 +10,8 @@ bfloat16 matmul rates measured in the same run.
 
 A lever is one change of the budget's ``CGANConfig`` (fewer residual blocks, a narrower
 network, no residual blocks in the discriminator, bf16 mixed precision) or of how it is compiled
-(XLA ``jit_compile``); ``paper`` goes the other way, to the papers' widths. Each is built and trained through ``make_trainer`` as ``advlab train``
-builds it, on random pairs (the cost of a step does not depend on the data): the first step's
+(XLA ``jit_compile``); ``paper`` goes the other way, to the papers' widths. Each is built and
+trained through ``make_trainer`` as ``advlab train`` builds it, on random pairs (the cost of a step does not depend on the data): the first step's
 seconds (graph tracing, and XLA compilation) and the median ms of ``--steps`` more. The speed-up
 is the baseline's ms per training pair over the lever's, and ``est_train_min`` what the Table I
 recipe's steps (``--pairs`` x the budget's epochs, at the lever's batch) would take at that rate. Accuracy is not measured here:
